@@ -1,0 +1,117 @@
+//! `tiergate serve`: load the policy, start the listener, reload on SIGHUP, drain on
+//! SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::{App, Runtime};
+use crate::config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Policy file (default: the embedded policies/default.yaml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Address to listen on (default: the policy's server.listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", env = "TIERGATE_LOG_FORMAT")]
+    log_format: String,
+    /// How long streams in flight may take to finish after SIGTERM.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let _log_guard = init_logging(&args.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(policy: Option<&std::path::Path>) -> Result<Runtime, String> {
+    let p = config::load(policy).map_err(|e| e.to_string())?;
+    Runtime::new(p)
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let runtime = load(args.policy.as_deref())?;
+    for w in runtime.policy.warnings() {
+        tracing::warn!("{w}");
+    }
+    let listen = args.listen.clone().unwrap_or_else(|| runtime.policy.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(policy = %runtime.policy.source, "tiergate listening on http://{addr}");
+    let app = App::new(runtime);
+    spawn_reload_on_sighup(app.clone(), args.policy.clone());
+    crate::server::serve(app, listener, shutdown_signal(), args.drain).await;
+    Ok(())
+}
+
+/// SIGHUP: parse and validate the policy first; swap only if it is good.
+fn spawn_reload_on_sighup(app: Arc<App>, policy: Option<PathBuf>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match load(policy.as_deref()) {
+                Ok(rt) => {
+                    for w in rt.policy.warnings() {
+                        tracing::warn!("{w}");
+                    }
+                    app.runtime.store(Arc::new(rt));
+                    app.publish_upstream_state();
+                    tracing::info!("policy reloaded");
+                }
+                Err(e) => tracing::error!("policy reload rejected, keeping the old one: {e}"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(format: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::EnvFilter;
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let filter = EnvFilter::try_from_env("TIERGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+    guard
+}

@@ -1,0 +1,284 @@
+//! Validation and compilation of a parsed policy file into indexed, ready-to-route data.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::ConfigError;
+use super::schema::{ClassifierConfig, PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
+use crate::secret::Secret;
+
+/// The compiled policy. Upstreams and tiers are addressed by index.
+#[derive(Debug)]
+pub struct Policy {
+    pub source: String,
+    pub server: ServerConfig,
+    pub upstreams: Vec<Upstream>,
+    pub tiers: Vec<Tier>,
+    pub classifier: ClassifierConfig,
+    pub primitive_tier: usize,
+    pub architecture_tier: usize,
+    pub reference_upstream: Option<usize>,
+    pub model_aliases: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub kind: UpstreamKind,
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    pub api_key: Secret,
+    pub model: String,
+    pub timeouts: Timeouts,
+    pub price: Price,
+    pub max_concurrency: usize,
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Why routing skips this upstream, if it does (missing key, disabled, unsupported kind).
+    pub disabled: Option<String>,
+}
+
+impl Upstream {
+    pub fn is_enabled(&self) -> bool {
+        self.disabled.is_none()
+    }
+}
+
+#[derive(Debug)]
+pub struct Tier {
+    pub name: String,
+    /// Every upstream the policy lists, in order, enabled or not.
+    pub upstreams: Vec<usize>,
+}
+
+impl Policy {
+    pub fn upstream_index(&self, name: &str) -> Option<usize> {
+        self.upstreams.iter().position(|u| u.name == name)
+    }
+
+    pub fn tier_index(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
+    }
+
+    /// The enabled upstreams of a tier, in the policy's order.
+    pub fn route(&self, tier: usize) -> impl Iterator<Item = usize> + '_ {
+        self.tiers[tier].upstreams.iter().copied().filter(|&u| self.upstreams[u].is_enabled())
+    }
+
+    /// The first tier that lists an upstream (used to label requests pinned to an upstream).
+    pub fn tier_of_upstream(&self, upstream: usize) -> Option<usize> {
+        self.tiers.iter().position(|t| t.upstreams.contains(&upstream))
+    }
+
+    /// Lines worth saying at start: disabled upstreams and tiers left without any.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .upstreams
+            .iter()
+            .filter_map(|u| u.disabled.as_ref().map(|why| format!("upstream {} disabled: {why}", u.name)))
+            .collect();
+        for (i, t) in self.tiers.iter().enumerate() {
+            if self.route(i).next().is_none() {
+                out.push(format!("tier {} has no enabled upstream: its requests get 503", t.name));
+            }
+        }
+        out
+    }
+}
+
+pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy, ConfigError> {
+    let err = |path: &[&str], msg: String| {
+        let (line, column) = locate(text, path);
+        ConfigError::new(file, line, column, msg)
+    };
+    let mut seen = HashSet::new();
+    let mut upstreams = Vec::with_capacity(raw.upstreams.len());
+    for u in raw.upstreams {
+        if !seen.insert(u.name.clone()) {
+            return Err(err(&["upstreams", &u.name], format!("upstream {} is defined twice", u.name)));
+        }
+        if u.name == "auto" {
+            return Err(err(&["upstreams", "auto"], "`auto` is reserved for the classifier".into()));
+        }
+        let base_url = u.base_url.trim_end_matches('/').to_string();
+        if let Err(e) = base_url.parse::<http::Uri>().map_err(|e| e.to_string()).and_then(|uri| {
+            match uri.scheme_str() {
+                Some("http" | "https") if uri.host().is_some() => Ok(()),
+                _ => Err("expected an http:// or https:// URL".to_string()),
+            }
+        }) {
+            return Err(err(&["upstreams", &u.name, "base_url"], format!("upstream {}: bad base_url {base_url:?}: {e}", u.name)));
+        }
+        if u.max_concurrency == 0 {
+            return Err(err(&["upstreams", &u.name, "max_concurrency"], format!("upstream {}: max_concurrency must be at least 1", u.name)));
+        }
+        let disabled = if !u.enabled {
+            Some("enabled: false in the policy".to_string())
+        } else if u.key_required && u.api_key.is_empty() {
+            Some("no API key (set its environment variable)".to_string())
+        } else if u.kind == UpstreamKind::Anthropic && !crate::upstream::ANTHROPIC_SUPPORTED {
+            Some("kind anthropic is not supported by this build yet".to_string())
+        } else {
+            None
+        };
+        upstreams.push(Upstream {
+            name: u.name,
+            kind: u.kind,
+            base_url,
+            api_key: u.api_key,
+            model: u.model,
+            timeouts: u.timeouts,
+            price: u.price,
+            max_concurrency: u.max_concurrency,
+            ca_file: u.ca_file,
+            disabled,
+        });
+    }
+    let index = |name: &str| upstreams.iter().position(|u| u.name == name);
+
+    let mut tiers: Vec<super::Tier> = Vec::with_capacity(raw.tiers.len());
+    for t in raw.tiers {
+        if t.name == "auto" || index(&t.name).is_some() || tiers.iter().any(|x| x.name == t.name) {
+            return Err(err(&["tiers", &t.name], format!("tier name {} is already taken (auto, an upstream or another tier)", t.name)));
+        }
+        if t.upstreams.is_empty() {
+            return Err(err(&["tiers", &t.name], format!("tier {} lists no upstream", t.name)));
+        }
+        let mut ids = Vec::with_capacity(t.upstreams.len());
+        for name in &t.upstreams {
+            let Some(i) = index(name) else {
+                return Err(err(&["tiers", &t.name, name], format!("tier {} names upstream {name}, which is not defined", t.name)));
+            };
+            ids.push(i);
+        }
+        tiers.push(Tier { name: t.name, upstreams: ids });
+    }
+    let tier_index = |name: &str, key: &str| {
+        tiers
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| err(&["classifier", key], format!("classifier.{key}: no tier named {name}")))
+    };
+    let primitive_tier = tier_index(&raw.classifier.primitive_tier, "primitive_tier")?;
+    let architecture_tier = tier_index(&raw.classifier.architecture_tier, "architecture_tier")?;
+    if !(0.0..=1.0).contains(&raw.classifier.threshold) {
+        return Err(err(&["classifier", "threshold"], "classifier.threshold must be within 0..1".into()));
+    }
+    let reference_upstream = match &raw.reference_upstream {
+        None => None,
+        Some(name) => Some(index(name).ok_or_else(|| {
+            err(&["reference_upstream"], format!("reference_upstream: no upstream named {name}"))
+        })?),
+    };
+    for (alias, target) in &raw.model_aliases {
+        let known = target == "auto" || index(target).is_some() || tiers.iter().any(|t| &t.name == target);
+        if !known {
+            return Err(err(&["model_aliases", alias], format!("model alias {alias} points to {target}: not auto, a tier or an upstream")));
+        }
+    }
+    Ok(Policy {
+        source: file.to_string(),
+        server: raw.server,
+        upstreams,
+        tiers,
+        classifier: raw.classifier,
+        primitive_tier,
+        architecture_tier,
+        reference_upstream,
+        model_aliases: raw.model_aliases,
+    })
+}
+
+/// Finds where a semantic error sits in the text: each element of `path` is searched, as a
+/// whole word, after the place where the previous one was found. Returns 1-based line and
+/// column, or the deepest place found.
+fn locate(text: &str, path: &[&str]) -> (usize, usize) {
+    let mut from = 0;
+    let mut found = 0;
+    for needle in path {
+        match find_word(&text[from..], needle) {
+            Some(i) => {
+                found = from + i;
+                from = found + needle.len();
+            }
+            None => break,
+        }
+    }
+    let before = &text[..found];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+fn find_word(hay: &str, needle: &str) -> Option<usize> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut start = 0;
+    while let Some(i) = hay[start..].find(needle) {
+        let at = start + i;
+        let end = at + needle.len();
+        let left_ok = hay[..at].chars().next_back().is_none_or(|c| !is_word(c));
+        let right_ok = hay[end..].chars().next().is_none_or(|c| !is_word(c));
+        if left_ok && right_ok {
+            return Some(at);
+        }
+        start = at + needle.len().max(1);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+
+    const GOOD: &str = "upstreams:\n  - name: a\n    kind: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    key_required: false\ntiers:\n  - name: primitive\n    upstreams: [a]\n  - name: architecture\n    upstreams: [a]\n";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn good_policy_compiles() {
+        let p = parse("p.yaml", GOOD, no_env).unwrap();
+        assert_eq!(p.upstreams.len(), 1);
+        assert_eq!(p.route(0).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = GOOD.replace("    model: m\n", "    model: m\n    modle: x\n");
+        let e = parse("p.yaml", &text, no_env).unwrap_err();
+        assert_eq!((e.line, e.column), (6, 5), "{e}");
+        assert!(e.message.contains("unknown field `modle`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let text = GOOD.replace("key_required: false", "key_required: maybe");
+        let e = parse("p.yaml", &text, no_env).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+    }
+
+    #[test]
+    fn tier_naming_a_missing_upstream_is_located() {
+        let text = GOOD.replace("  - name: architecture\n    upstreams: [a]", "  - name: architecture\n    upstreams: [a, b]");
+        let e = parse("p.yaml", &text, no_env).unwrap_err();
+        assert_eq!((e.line, e.column), (11, 20), "{e}");
+        assert!(e.message.contains("upstream b"), "{e}");
+    }
+
+    #[test]
+    fn missing_key_disables_the_upstream() {
+        let text = GOOD.replace("    key_required: false\n", "    api_key: \"\"\n");
+        let p = parse("p.yaml", &text, no_env).unwrap();
+        assert!(!p.upstreams[0].is_enabled());
+        assert_eq!(p.route(0).count(), 0);
+        assert!(p.warnings().iter().any(|w| w.contains("no enabled upstream")));
+    }
+
+    #[test]
+    fn embedded_default_policy_compiles() {
+        let p = parse("default", super::super::DEFAULT_POLICY, no_env).unwrap();
+        let names: Vec<_> = p.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["local", "openai", "anthropic"]);
+        assert!(p.upstreams[0].is_enabled(), "local needs no key");
+        assert!(!p.upstreams[1].is_enabled() && !p.upstreams[2].is_enabled());
+    }
+}

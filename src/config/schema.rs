@@ -1,0 +1,138 @@
+//! The policy file as written by the user: strict (unknown keys are errors) and typed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub server: ServerConfig,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub tiers: Vec<TierConfig>,
+    #[serde(default)]
+    pub classifier: ClassifierConfig,
+    /// The upstream whose prices define "what it would have cost on the frontier".
+    #[serde(default)]
+    pub reference_upstream: Option<String>,
+    /// Extra model names accepted from clients, each mapped to `auto`, a tier or an upstream.
+    #[serde(default)]
+    pub model_aliases: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into(), max_body_bytes: 16 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    Openai,
+    Anthropic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub kind: UpstreamKind,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Secret,
+    /// When false the upstream is enabled without a key (local servers).
+    #[serde(default = "yes")]
+    pub key_required: bool,
+    /// When false the upstream is configured but never routed to.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub model: String,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub price: Price,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// An extra PEM file of CA certificates trusted for this upstream (on-premise endpoints).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_concurrency() -> usize {
+    256
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    /// From sending the request to the response head (for streams: the first event).
+    #[serde(with = "humantime_serde")]
+    pub first_byte: Duration,
+    #[serde(with = "humantime_serde")]
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(60),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+/// US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    /// Price of prompt tokens served from the provider's cache; defaults to the input price.
+    pub cached_input_per_mtok: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    pub name: String,
+    pub upstreams: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    pub primitive_tier: String,
+    pub architecture_tier: String,
+    /// A score at or above the threshold routes to the architecture tier.
+    pub threshold: f64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            primitive_tier: "primitive".into(),
+            architecture_tier: "architecture".into(),
+            threshold: 0.5,
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The parts of OpenAI request and response bodies that tiergate reads. Everything else in a
+//! request is carried through as the client's own bytes: the body is never re-serialised, only
+//! the `model` value (and, for streams, `stream_options`) is spliced.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The top-level fields of a chat or legacy completions request that routing needs.
+/// Borrowed from the body; unknown fields are skipped by the parser, not copied.
+#[derive(Debug, Deserialize)]
+pub struct RequestHead<'a> {
+    #[serde(borrow, default)]
+    pub model: Option<&'a RawValue>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(borrow, default)]
+    pub stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub messages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub tools: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub prompt: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub suffix: Option<&'a RawValue>,
+}
+
+impl<'a> RequestHead<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
+    /// The model as a string, if it is one.
+    pub fn model_name(&self) -> Option<Cow<'a, str>> {
+        self.model.and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw.get()).ok())
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// Whether the client asked for the final usage chunk of a stream.
+    pub fn wants_stream_usage(&self) -> bool {
+        #[derive(Deserialize)]
+        struct Opts {
+            #[serde(default)]
+            include_usage: Option<bool>,
+        }
+        self.stream_options
+            .and_then(|raw| serde_json::from_str::<Opts>(raw.get()).ok())
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+}
+
+/// Where a borrowed raw value sits inside the body it was parsed from.
+pub fn span_of(body: &[u8], raw: &RawValue) -> Range<usize> {
+    let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+    start..start + raw.get().len()
+}
+
+/// The body with `model` replaced by `model`, and, when `force_usage` is set, the stream asked
+/// to report usage (`stream_options.include_usage: true`) without touching any other field.
+pub fn rewrite_body(body: &Bytes, head: &RequestHead<'_>, model: &str, force_usage: bool) -> Bytes {
+    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
+    let quoted = serde_json::to_vec(model).unwrap_or_default();
+    match head.model {
+        Some(raw) => edits.push((span_of(body, raw), quoted)),
+        None => {
+            let at = body.iter().position(|&b| b == b'{').map_or(0, |i| i + 1);
+            let mut v = b"\"model\":".to_vec();
+            v.extend_from_slice(&quoted);
+            v.push(b',');
+            edits.push((at..at, v));
+        }
+    }
+    if force_usage {
+        match head.stream_options {
+            Some(raw) => edits.push((span_of(body, raw), with_include_usage(raw.get()))),
+            None => {
+                // Inserted right after the opening brace; the model edit may sit there too.
+                let at = body.iter().position(|&b| b == b'{').map_or(0, |i| i + 1);
+                edits.push((at..at, b"\"stream_options\":{\"include_usage\":true},".to_vec()));
+            }
+        }
+    }
+    edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = BytesMut::with_capacity(body.len() + 64);
+    let mut pos = 0;
+    for (range, text) in edits {
+        out.extend_from_slice(&body[pos..range.start]);
+        out.extend_from_slice(&text);
+        pos = range.end;
+    }
+    out.extend_from_slice(&body[pos..]);
+    out.freeze()
+}
+
+/// `stream_options` with `include_usage` set to true, other options kept.
+fn with_include_usage(raw: &str) -> Vec<u8> {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw) {
+        Ok(mut map) => {
+            map.insert("include_usage".into(), serde_json::Value::Bool(true));
+            serde_json::to_vec(&map).unwrap_or_else(|_| raw.as_bytes().to_vec())
+        }
+        // Not an object (null, say): replace it.
+        Err(_) => b"{\"include_usage\":true}".to_vec(),
+    }
+}
+
+/// Token usage as OpenAI reports it (chat, completions, and the final stream chunk).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+impl Usage {
+    pub fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0)
+    }
+}
+
+/// The usage of a whole (non-streamed) response body, if it reports one.
+pub fn usage_of_body(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+    serde_json::from_slice::<WithUsage>(body).ok()?.usage
+}
+
+/// A stream chunk's usage and whether it is the usage-only chunk (no choices).
+pub fn usage_of_chunk(data: &[u8]) -> Option<(Usage, bool)> {
+    #[derive(Deserialize)]
+    struct Chunk<'a> {
+        #[serde(default)]
+        usage: Option<Usage>,
+        #[serde(borrow, default)]
+        choices: Option<Vec<&'a RawValue>>,
+    }
+    let chunk: Chunk<'_> = serde_json::from_slice(data).ok()?;
+    let usage = chunk.usage?;
+    Some((usage, chunk.choices.is_none_or(|c| c.is_empty())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(body: &str, model: &str, force: bool) -> String {
+        let body = Bytes::from(body.to_string());
+        let head = RequestHead::parse(&body).unwrap();
+        String::from_utf8(rewrite_body(&body, &head, model, force).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn model_is_replaced_and_everything_else_kept_byte_for_byte() {
+        let body = r#"{"messages":[{"role":"user","content":"hi"}], "model" : "auto","x_custom":{"a":[1,2]},"temperature":0.2}"#;
+        let out = rewrite(body, "qwen\"2", false);
+        assert_eq!(out, body.replace("\"auto\"", r#""qwen\"2""#));
+    }
+
+    #[test]
+    fn stream_usage_is_added_or_merged() {
+        let out = rewrite(r#"{"model":"a","stream":true}"#, "b", true);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["model"], "b");
+        let out = rewrite(r#"{"model":"a","stream":true,"stream_options":{"x":1}}"#, "b", true);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["stream_options"], serde_json::json!({"x":1,"include_usage":true}));
+    }
+
+    #[test]
+    fn missing_model_is_inserted() {
+        let out = rewrite(r#" {"prompt":"x"}"#, "m", false);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["model"], "m");
+    }
+
+    #[test]
+    fn head_reads_stream_flags() {
+        let body = br#"{"model":"auto","stream":true,"stream_options":{"include_usage":true}}"#;
+        let head = RequestHead::parse(body).unwrap();
+        assert!(head.is_stream() && head.wants_stream_usage());
+        assert_eq!(head.model_name().as_deref(), Some("auto"));
+    }
+
+    #[test]
+    fn usage_chunk_is_recognised() {
+        let (u, only) = usage_of_chunk(br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#).unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens, u.cached_tokens(), only), (3, 4, 1, true));
+        assert!(usage_of_chunk(br#"{"choices":[{"delta":{}}],"usage":null}"#).is_none());
+    }
+}

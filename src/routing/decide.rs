@@ -1,0 +1,114 @@
+//! From what the client asked for (model name, header) and the classifier's score to a tier
+//! and the upstreams to try. Pure functions over the compiled policy.
+
+use super::classifier::{self, Classification};
+use super::input::Conversation;
+use crate::config::Policy;
+use crate::error::GatewayError;
+
+/// What the client's request names, before any classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Auto,
+    Tier(usize),
+    Upstream(usize),
+}
+
+/// The routing decision for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub tier: usize,
+    /// Set when the request is pinned to one upstream.
+    pub upstream: Option<usize>,
+    pub score: Option<f64>,
+    /// A bounded reason code: `header`, `model_tier`, `model_upstream`, or the classifier's.
+    pub reason: &'static str,
+    pub reasons: Vec<String>,
+}
+
+/// Resolves the header `x-tiergate-tier` (which wins) and the model name.
+pub fn target(policy: &Policy, model: &str, header_tier: Option<&str>) -> Result<(Target, &'static str), GatewayError> {
+    if let Some(h) = header_tier {
+        let h = h.trim();
+        if h.eq_ignore_ascii_case("auto") {
+            return Ok((Target::Auto, "auto"));
+        }
+        return policy
+            .tier_index(h)
+            .map(|t| (Target::Tier(t), "header"))
+            .ok_or_else(|| GatewayError::TierNotFound(h.to_string()));
+    }
+    let model = policy.model_aliases.get(model).map(String::as_str).unwrap_or(model);
+    if model == "auto" {
+        Ok((Target::Auto, "auto"))
+    } else if let Some(t) = policy.tier_index(model) {
+        Ok((Target::Tier(t), "model_tier"))
+    } else if let Some(u) = policy.upstream_index(model) {
+        Ok((Target::Upstream(u), "model_upstream"))
+    } else {
+        Err(GatewayError::ModelNotFound(model.to_string()))
+    }
+}
+
+/// Maps a classification onto the policy's tiers.
+pub fn tier_for(policy: &Policy, c: &Classification) -> usize {
+    if c.score >= policy.classifier.threshold {
+        policy.architecture_tier
+    } else {
+        policy.primitive_tier
+    }
+}
+
+/// The whole decision. `conversation` is only built (and only called) for `auto`.
+pub fn decide<'a>(
+    policy: &Policy,
+    target: Target,
+    reason: &'static str,
+    conversation: impl FnOnce() -> Result<Conversation<'a>, GatewayError>,
+) -> Result<Decision, GatewayError> {
+    Ok(match target {
+        Target::Tier(tier) => Decision { tier, upstream: None, score: None, reason, reasons: Vec::new() },
+        Target::Upstream(u) => Decision {
+            tier: policy.tier_of_upstream(u).unwrap_or(policy.primitive_tier),
+            upstream: Some(u),
+            score: None,
+            reason,
+            reasons: Vec::new(),
+        },
+        Target::Auto => {
+            let c = classifier::classify(&conversation()?);
+            Decision { tier: tier_for(policy, &c), upstream: None, score: Some(c.score), reason: c.code, reasons: c.reasons }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DEFAULT_POLICY, parse};
+
+    fn policy() -> Policy {
+        parse("default", DEFAULT_POLICY, |_| None).unwrap()
+    }
+
+    #[test]
+    fn explicit_choices_win() {
+        let p = policy();
+        assert_eq!(target(&p, "auto", Some("architecture")).unwrap().0, Target::Tier(1));
+        assert_eq!(target(&p, "primitive", None).unwrap().0, Target::Tier(0));
+        assert_eq!(target(&p, "openai", None).unwrap().0, Target::Upstream(1));
+        assert_eq!(target(&p, "auto", None).unwrap().0, Target::Auto);
+        assert!(matches!(target(&p, "gpt-9", None), Err(GatewayError::ModelNotFound(_))));
+        assert!(matches!(target(&p, "auto", Some("nope")), Err(GatewayError::TierNotFound(_))));
+    }
+
+    #[test]
+    fn auto_uses_the_classifier_and_fim_is_primitive() {
+        let p = policy();
+        let d = decide(&p, Target::Auto, "auto", || Ok(Conversation::from_prompt("def f(x", true))).unwrap();
+        assert_eq!((d.tier, d.reason), (p.primitive_tier, "fim"));
+        let arch = "Split the billing module of this monolith into its own microservice with an event bus, and plan the database migration.";
+        let d = decide(&p, Target::Auto, "auto", || Ok(Conversation::from_prompt(arch, false))).unwrap();
+        assert_eq!(d.tier, p.architecture_tier);
+    }
+}

@@ -1,0 +1,98 @@
+//! The pooled client of one upstream: rustls (ring, webpki roots, optional extra CA file),
+//! TCP_NODELAY on every connection, HTTP/2 where TLS negotiates it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Uri};
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use tokio::sync::Semaphore;
+
+use crate::config::{Upstream, UpstreamKind};
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// What serving needs of one upstream at run time, built once per policy load.
+pub struct UpstreamRuntime {
+    pub client: HttpClient,
+    /// `{base_url}/chat/completions` and `{base_url}/completions`.
+    pub chat_uri: Uri,
+    pub completions_uri: Uri,
+    /// The header value that authenticates to this upstream (marked sensitive), if any.
+    pub auth: Option<(http::HeaderName, HeaderValue)>,
+    /// Bounds requests in flight to this upstream.
+    pub permits: Arc<Semaphore>,
+}
+
+/// Builds the runtime of one upstream; an error is a message for the operator.
+pub fn build(up: &Upstream) -> Result<UpstreamRuntime, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(up.timeouts.connect));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+
+    let tls = tls_config(up)?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(1024)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector);
+
+    let uri = |path: &str| -> Result<Uri, String> {
+        format!("{}{path}", up.base_url).parse().map_err(|e| format!("upstream {}: bad URL: {e}", up.name))
+    };
+    let auth = if up.api_key.is_empty() {
+        None
+    } else {
+        let (name, value) = match up.kind {
+            UpstreamKind::Openai => (http::header::AUTHORIZATION, format!("Bearer {}", up.api_key.expose())),
+            UpstreamKind::Anthropic => (http::HeaderName::from_static("x-api-key"), up.api_key.expose().to_string()),
+        };
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("upstream {}: the API key has characters not allowed in a header", up.name))?;
+        value.set_sensitive(true);
+        Some((name, value))
+    };
+    Ok(UpstreamRuntime {
+        client,
+        chat_uri: uri("/chat/completions")?,
+        completions_uri: uri("/completions")?,
+        auth,
+        permits: Arc::new(Semaphore::new(up.max_concurrency)),
+    })
+}
+
+fn tls_config(up: &Upstream) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &up.ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("upstream {}: cannot read ca_file {}: {e}", up.name, path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("upstream {}: bad PEM in {}: {e}", up.name, path.display()))?;
+            roots.add(cert).map_err(|e| format!("upstream {}: bad CA in {}: {e}", up.name, path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // ALPN (h2, http/1.1) is set by the connector builder.
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
