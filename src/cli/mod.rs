@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tiergate", version, about = "Routes coding requests between a local model and frontier APIs")]
+#[command(
+    name = "tiergate",
+    version,
+    about = "Routes coding requests between a local model and frontier APIs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -43,7 +43,11 @@ const PRIMITIVE_WORDS: &[(&str, f64)] = &[
 /// A first honest classifier: keyword weights on the user's last turn.
 pub fn classify(conv: &Conversation<'_>) -> Classification {
     if conv.fim {
-        return Classification { score: 0.0, code: "fim", reasons: vec!["fill-in-the-middle completion".into()] };
+        return Classification {
+            score: 0.0,
+            code: "fim",
+            reasons: vec!["fill-in-the-middle completion".into()],
+        };
     }
     let task = conv
         .turns
@@ -68,6 +72,14 @@ pub fn classify(conv: &Conversation<'_>) -> Classification {
     }
     hits.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
     let score = 1.0 / (1.0 + (-logit).exp());
-    let code = if score >= 0.5 { "classifier_architecture" } else { "classifier_primitive" };
-    Classification { score, code, reasons: hits.into_iter().take(5).map(|(_, r)| r).collect() }
+    let code = if score >= 0.5 {
+        "classifier_architecture"
+    } else {
+        "classifier_primitive"
+    };
+    Classification {
+        score,
+        code,
+        reasons: hits.into_iter().take(5).map(|(_, r)| r).collect(),
+    }
 }

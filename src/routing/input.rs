@@ -36,14 +36,21 @@ impl<'a> Conversation<'a> {
     /// A bare prompt, as `tiergate classify` takes `{"prompt": ...}` and /v1/completions sends.
     pub fn from_prompt(prompt: impl Into<Cow<'a, str>>, fim: bool) -> Self {
         Conversation {
-            turns: vec![Turn { role: Role::User, text: prompt.into(), attachments: 0 }],
+            turns: vec![Turn {
+                role: Role::User,
+                text: prompt.into(),
+                attachments: 0,
+            }],
             tools: Vec::new(),
             fim,
         }
     }
 
     /// From OpenAI chat `messages` and `tools`.
-    pub fn from_openai(messages: &'a RawValue, tools: Option<&'a RawValue>) -> Result<Self, serde_json::Error> {
+    pub fn from_openai(
+        messages: &'a RawValue,
+        tools: Option<&'a RawValue>,
+    ) -> Result<Self, serde_json::Error> {
         let messages: Vec<OpenAiMessage<'a>> = serde_json::from_str(messages.get())?;
         let turns = messages.into_iter().map(OpenAiMessage::into_turn).collect();
         let tools = match tools {
@@ -55,7 +62,11 @@ impl<'a> Conversation<'a> {
                 .collect(),
             None => Vec::new(),
         };
-        Ok(Conversation { turns, tools, fim: false })
+        Ok(Conversation {
+            turns,
+            tools,
+            fim: false,
+        })
     }
 
     pub fn has_tools(&self) -> bool {
@@ -115,14 +126,26 @@ impl<'a> OpenAiMessage<'a> {
                 let text = if texts.peek().is_none() {
                     Cow::Owned(first.to_string())
                 } else {
-                    Cow::Owned(std::iter::once(first).chain(texts).collect::<Vec<_>>().join("\n"))
+                    Cow::Owned(
+                        std::iter::once(first)
+                            .chain(texts)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    )
                 };
-                let attachments = parts.iter().filter(|p| p.kind.as_deref().is_some_and(|k| k != "text")).count();
+                let attachments = parts
+                    .iter()
+                    .filter(|p| p.kind.as_deref().is_some_and(|k| k != "text"))
+                    .count();
                 (text, attachments)
             }
             Some(Content::Other(_)) | None => (Cow::Borrowed(""), 0),
         };
-        Turn { role, text, attachments }
+        Turn {
+            role,
+            text,
+            attachments,
+        }
     }
 }
 
@@ -135,7 +158,10 @@ mod tests {
         let messages: Box<RawValue> = serde_json::from_str(
             r#"[{"role":"developer","content":"be brief"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]},{"role":"assistant","content":null,"tool_calls":[]}]"#,
         ).unwrap();
-        let tools: Box<RawValue> = serde_json::from_str(r#"[{"type":"function","function":{"name":"edit","parameters":{}}}]"#).unwrap();
+        let tools: Box<RawValue> = serde_json::from_str(
+            r#"[{"type":"function","function":{"name":"edit","parameters":{}}}]"#,
+        )
+        .unwrap();
         let c = Conversation::from_openai(&messages, Some(&tools)).unwrap();
         assert_eq!(c.turns.len(), 3);
         assert_eq!(c.turns[0].role, Role::System);
