@@ -89,6 +89,7 @@ fn histogram(
 impl Metrics {
     #[allow(clippy::expect_used)]
     pub fn new() -> Self {
+        // Every name, label set and bucket list below is a constant: construction cannot fail.
         let r = Registry::new();
         let build = IntGaugeVec::new(
             Opts::new("tiergate_build_info", "Build information; always 1."),
@@ -231,6 +232,26 @@ impl Default for Metrics {
     }
 }
 
+/// Holds one unit of an in-flight gauge; gives it back when dropped, so every way out of a
+/// request (answer, error, broken stream, client hang-up) lowers the gauge exactly once.
+pub struct InFlight(IntGauge);
+
+impl InFlight {
+    pub fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The label value for something outside the known set (no upstream reached, no tier decided).
+pub const NONE: &str = "none";
+
 /// The status class label: `2xx`, `4xx`, `5xx`, ...
 pub fn status_class(status: u16) -> &'static str {
     match status / 100 {
@@ -239,5 +260,49 @@ pub fn status_class(status: u16) -> &'static str {
         3 => "3xx",
         4 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_guard_counts_up_and_down() {
+        let m = Metrics::new();
+        let a = InFlight::new(m.in_flight.clone());
+        let b = InFlight::new(m.in_flight.clone());
+        assert_eq!(m.in_flight.get(), 2);
+        drop(a);
+        assert_eq!(m.in_flight.get(), 1);
+        drop(b);
+        assert_eq!(m.in_flight.get(), 0);
+    }
+
+    #[test]
+    fn every_metric_is_prefixed_and_build_info_is_one() {
+        let m = Metrics::new();
+        m.requests
+            .with_label_values(&["chat_completions", "t", "u", "2xx", "other"])
+            .inc();
+        let text = String::from_utf8(m.render()).unwrap();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("tiergate_"), "{line}");
+        }
+        assert!(
+            text.contains(&format!(
+                "tiergate_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(200), "2xx");
+        assert_eq!(status_class(404), "4xx");
+        assert_eq!(status_class(503), "5xx");
+        assert_eq!(status_class(0), "5xx");
     }
 }

@@ -131,6 +131,12 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
                 format!("upstream {}: bad base_url {base_url:?}: {e}", u.name),
             ));
         }
+        if let Some(problem) = u.price.problem() {
+            return Err(err(
+                &["upstreams", &u.name, "price"],
+                format!("upstream {}: {problem}", u.name),
+            ));
+        }
         if u.max_concurrency == 0 {
             return Err(err(
                 &["upstreams", &u.name, "max_concurrency"],
@@ -335,6 +341,28 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("no enabled upstream"))
         );
+    }
+
+    #[test]
+    fn gpu_hour_price_is_amortised_per_token() {
+        let text = GOOD.replace("    key_required: false\n", "    key_required: false\n    price: { gpu_hour: { usd_per_hour: 3.6, output_tokens_per_second: 1000, input_tokens_per_second: 10000 } }\n");
+        let p = parse("p.yaml", &text, no_env).unwrap();
+        let e = p.upstreams[0].price.per_mtok();
+        // 3.6 $/h over 3.6M output tokens/h = 1 $/Mtok; over 36M input tokens/h = 0.1 $/Mtok.
+        assert!(
+            (e.output - 1.0).abs() < 1e-12
+                && (e.input - 0.1).abs() < 1e-12
+                && (e.cached_input - 0.1).abs() < 1e-12,
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn gpu_hour_without_throughput_is_located() {
+        let text = GOOD.replace("    key_required: false\n", "    key_required: false\n    price: { gpu_hour: { usd_per_hour: 2, output_tokens_per_second: 0 } }\n");
+        let e = parse("p.yaml", &text, no_env).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("throughput"), "{e}");
     }
 
     #[test]

@@ -112,6 +112,82 @@ pub struct Price {
     pub output_per_mtok: f64,
     /// Price of prompt tokens served from the provider's cache; defaults to the input price.
     pub cached_input_per_mtok: Option<f64>,
+    /// A local upstream's hardware, amortised over the tokens it is expected to serve;
+    /// added on top of the per-token prices above.
+    pub gpu_hour: Option<GpuHour>,
+}
+
+/// GPU-hour amortisation: a box costing `usd_per_hour` that serves `output_tokens_per_second`
+/// (aggregate, at its usual batch) costs `usd_per_hour / (output_tokens_per_second * 3600)`
+/// per output token. Prompt tokens are priced the same way at `input_tokens_per_second`
+/// (prefill throughput) when given, else they carry no hardware share.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuHour {
+    pub usd_per_hour: f64,
+    pub output_tokens_per_second: f64,
+    #[serde(default)]
+    pub input_tokens_per_second: Option<f64>,
+}
+
+/// Effective prices in US dollars per million tokens, hardware share included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerMtok {
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: f64,
+}
+
+impl Price {
+    /// The per-million-token prices that cost is computed from. Cached prompt tokens cost
+    /// `cached_input_per_mtok` when given, else the effective input price.
+    pub fn per_mtok(&self) -> PerMtok {
+        let share = |usd_per_hour: f64, tps: f64| {
+            if tps > 0.0 {
+                usd_per_hour * 1e6 / (tps * 3600.0)
+            } else {
+                0.0
+            }
+        };
+        let (gpu_in, gpu_out) = match self.gpu_hour {
+            Some(g) => (
+                g.input_tokens_per_second
+                    .map_or(0.0, |t| share(g.usd_per_hour, t)),
+                share(g.usd_per_hour, g.output_tokens_per_second),
+            ),
+            None => (0.0, 0.0),
+        };
+        let input = self.input_per_mtok + gpu_in;
+        PerMtok {
+            input,
+            output: self.output_per_mtok + gpu_out,
+            cached_input: self.cached_input_per_mtok.unwrap_or(input),
+        }
+    }
+
+    /// Why the price cannot be used, if it cannot: negative or non-finite values, or a
+    /// GPU-hour price without a positive throughput.
+    pub fn problem(&self) -> Option<&'static str> {
+        let bad = |v: f64| !v.is_finite() || v < 0.0;
+        if bad(self.input_per_mtok)
+            || bad(self.output_per_mtok)
+            || self.cached_input_per_mtok.is_some_and(bad)
+        {
+            return Some("prices must be finite and not negative");
+        }
+        if let Some(g) = self.gpu_hour {
+            if bad(g.usd_per_hour) {
+                return Some("gpu_hour.usd_per_hour must be finite and not negative");
+            }
+            let positive = |t: f64| t.is_finite() && t > 0.0;
+            if !positive(g.output_tokens_per_second)
+                || g.input_tokens_per_second.is_some_and(|t| !positive(t))
+            {
+                return Some("gpu_hour throughput (tokens per second) must be positive");
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

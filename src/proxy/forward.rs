@@ -13,6 +13,7 @@ use super::Endpoint;
 use crate::app::{App, Runtime};
 use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
+use crate::metrics::InFlight;
 use crate::routing::Decision;
 
 /// A response head from an upstream, with the permit that holds its concurrency slot.
@@ -20,6 +21,8 @@ pub struct Forwarded {
     pub upstream: usize,
     pub response: Response<Incoming>,
     pub permit: OwnedSemaphorePermit,
+    /// Holds the upstream's in-flight gauge up while its answer is being read.
+    pub in_flight: InFlight,
     /// When the first attempt was sent.
     pub first_sent: Instant,
 }
@@ -103,6 +106,7 @@ pub async fn forward(
         if let Some((name, value)) = &run.auth {
             req.headers_mut().insert(name.clone(), value.clone());
         }
+        let in_flight = InFlight::new(m.upstream_in_flight.with_label_values(&[&up.name]));
         let sent = Instant::now();
         first_sent.get_or_insert(sent);
         let failure =
@@ -135,6 +139,7 @@ pub async fn forward(
                             upstream: u,
                             response: resp,
                             permit,
+                            in_flight,
                             first_sent: first_sent.unwrap_or(sent),
                         });
                     }

@@ -13,9 +13,10 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, full};
+use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, Runtime, full};
 use crate::clients;
 use crate::error::{GatewayError, UpstreamFailure};
+use crate::metrics::InFlight;
 use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
 use crate::routing::{Conversation, decide};
 use crate::upstream::UpstreamRuntime;
@@ -88,6 +89,8 @@ fn conversation<'a>(
     }
 }
 
+/// Serves one OpenAI-format request; a request that ends in the gateway's own error is
+/// counted and logged here (one that reached an upstream is recorded by its `Ledger`).
 pub async fn openai(
     app: &Arc<App>,
     req: Request<Incoming>,
@@ -97,6 +100,51 @@ pub async fn openai(
     let started = Instant::now();
     let rt = app.runtime.load_full();
     let client = clients::kind(req.headers());
+    let mut progress = Progress {
+        in_flight: Some(InFlight::new(app.metrics.in_flight.clone())),
+        tier: None,
+        recorded: false,
+    };
+    let result = serve(
+        app,
+        &rt,
+        req,
+        endpoint,
+        request_id,
+        started,
+        client,
+        &mut progress,
+    )
+    .await;
+    if let Err(e) = &result
+        && !progress.recorded
+    {
+        let tier = progress.tier.map(|t| rt.policy.tiers[t].name.as_str());
+        record::rejected(app, endpoint.label(), client, tier, request_id, e, started);
+    }
+    result
+}
+
+/// How far a request got, for recording it when it fails.
+struct Progress {
+    /// Moves into the ledger once an upstream answers.
+    in_flight: Option<InFlight>,
+    tier: Option<usize>,
+    /// Set once a ledger recorded the request.
+    recorded: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    app: &Arc<App>,
+    rt: &Arc<Runtime>,
+    req: Request<Incoming>,
+    endpoint: Endpoint,
+    request_id: &str,
+    started: Instant,
+    client: &'static str,
+    progress: &mut Progress,
+) -> Result<Response<Body>, GatewayError> {
     let header_tier = req
         .headers()
         .get(HEADER_TIER)
@@ -119,6 +167,7 @@ pub async fn openai(
     let (target, reason) = decide::target(&rt.policy, &model, header_tier.as_deref())?;
     let decision = decide::decide(&rt.policy, target, reason, || conversation(&head, endpoint))?;
     let tier_name = rt.policy.tiers[decision.tier].name.as_str();
+    progress.tier = Some(decision.tier);
     app.metrics
         .decisions
         .with_label_values(&[tier_name, decision.reason])
@@ -128,7 +177,7 @@ pub async fn openai(
     // Ask for usage in every stream; what the client did not ask for is stripped again.
     let force_usage = stream && !head.wants_stream_usage();
     let before_upstream = started.elapsed();
-    let fwd = forward::forward(app, &rt, &decision, endpoint, request_id, |up| {
+    let fwd = forward::forward(app, rt, &decision, endpoint, request_id, |up| {
         rewrite_body(&body, &head, &up.model, force_usage)
     })
     .await?;
@@ -160,8 +209,12 @@ pub async fn openai(
         stream,
         started,
         overhead: before_upstream,
-        request_bytes: body.len(),
+        prompt_bytes: record::prompt_len(&head),
+        in_flight: progress.in_flight.take(),
+        upstream_in_flight: Some(fwd.in_flight),
     };
+    // From here on the ledger records the request, whatever happens.
+    progress.recorded = true;
     let out_body = if stream && is_sse {
         ledger.overhead += head_received.elapsed();
         full_stream(MeteredStream::new(
@@ -198,8 +251,13 @@ pub async fn openai(
         } else {
             None
         };
+        let text = if usage.is_none() {
+            record::output_text_len(&bytes)
+        } else {
+            0
+        };
         ledger.overhead += upstream_done.elapsed();
-        ledger.finish(usage, bytes.len(), None, End::Complete);
+        ledger.finish(usage, text, None, End::Complete);
         full(bytes)
     };
     let mut resp = resp

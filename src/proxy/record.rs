@@ -4,10 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
 use crate::app::{App, Runtime};
 use crate::config::Price;
-use crate::metrics::status_class;
-use crate::protocol::openai::Usage;
+use crate::error::GatewayError;
+use crate::metrics::{InFlight, NONE, status_class};
+use crate::protocol::openai::{RequestHead, Usage};
 
 /// How a response ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,17 +48,87 @@ pub struct Ledger {
     pub started: Instant,
     /// Time spent in the gateway before the first upstream attempt was sent, plus after.
     pub overhead: Duration,
-    /// Prompt size in bytes, for an estimate when the upstream reports no usage.
-    pub request_bytes: usize,
+    /// Bytes of the prompt (messages and tools, or prompt and suffix), for an estimate when
+    /// the upstream reports no usage.
+    pub prompt_bytes: usize,
+    /// The request's and the upstream's in-flight gauges, lowered when the ledger is done.
+    pub in_flight: Option<InFlight>,
+    pub upstream_in_flight: Option<InFlight>,
+}
+
+/// About four bytes per token for code and English (JSON framing of messages included):
+/// the estimate used when an upstream reports no usage, counted under `source="estimated"`.
+pub fn estimate_tokens(bytes: usize) -> u64 {
+    bytes.div_ceil(4) as u64
+}
+
+/// Bytes of generated text in a chat or legacy completions body or stream chunk: content,
+/// reasoning, tool-call arguments, legacy `text`. Raw JSON lengths, so escapes count as
+/// written; good enough for an estimate, and free of allocation.
+pub fn output_text_len(json: &[u8]) -> usize {
+    #[derive(Deserialize)]
+    struct Doc<'a> {
+        #[serde(borrow, default)]
+        choices: Vec<Choice<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Choice<'a> {
+        #[serde(borrow, default)]
+        delta: Option<Message<'a>>,
+        #[serde(borrow, default)]
+        message: Option<Message<'a>>,
+        #[serde(borrow, default)]
+        text: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        content: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        reasoning_content: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        tool_calls: Option<&'a RawValue>,
+    }
+    fn len(v: Option<&RawValue>) -> usize {
+        match v.map(RawValue::get) {
+            None | Some("null") => 0,
+            Some(s) if s.starts_with('"') => s.len().saturating_sub(2),
+            Some(s) => s.len(),
+        }
+    }
+    let Ok(doc) = serde_json::from_slice::<Doc<'_>>(json) else {
+        return 0;
+    };
+    doc.choices
+        .iter()
+        .map(|c| {
+            let m = |m: &Option<Message<'_>>| {
+                m.as_ref().map_or(0, |m| {
+                    len(m.content) + len(m.reasoning_content) + len(m.tool_calls)
+                })
+            };
+            m(&c.delta) + m(&c.message) + len(c.text)
+        })
+        .sum()
+}
+
+/// Bytes of what the model reads: messages and tools, or prompt and suffix.
+pub fn prompt_len(head: &RequestHead<'_>) -> usize {
+    [head.messages, head.tools, head.prompt, head.suffix]
+        .iter()
+        .flatten()
+        .map(|r| r.get().len())
+        .sum()
 }
 
 impl Ledger {
-    /// Records everything about the request. `output_bytes` feeds the estimate when `usage`
-    /// is None.
+    /// Records everything about the request. `output_text_bytes` (see `output_text_len`)
+    /// feeds the estimate when `usage` is None. An upstream answer that is not a success and
+    /// reports no usage counts no tokens: providers do not bill refused requests.
     pub fn finish(
         self,
         usage: Option<Usage>,
-        output_bytes: usize,
+        output_text_bytes: usize,
         ttft: Option<Duration>,
         end: End,
     ) {
@@ -64,45 +138,45 @@ impl Ledger {
         let up = &p.upstreams[self.upstream];
         let labels = [tier, up.name.as_str()];
         let elapsed = self.started.elapsed();
+        let status = if end == End::Broken { 502 } else { self.status };
 
         let (usage, source) = match usage {
             Some(u) => (u, "reported"),
-            // About four bytes per token for code and English; counted under its own label.
+            None if !(200..300).contains(&self.status) => (Usage::default(), "none"),
             None => (
                 Usage {
-                    prompt_tokens: (self.request_bytes / 4) as u64,
-                    completion_tokens: (output_bytes / 4) as u64,
+                    prompt_tokens: estimate_tokens(self.prompt_bytes),
+                    completion_tokens: estimate_tokens(output_text_bytes),
                     prompt_tokens_details: None,
                 },
                 "estimated",
             ),
         };
         let cached = usage.cached_tokens().min(usage.prompt_tokens);
-        m.input_tokens
-            .with_label_values(&[tier, &up.name, source])
-            .inc_by(usage.prompt_tokens);
-        m.output_tokens
-            .with_label_values(&[tier, &up.name, source])
-            .inc_by(usage.completion_tokens);
-        if cached > 0 {
-            m.cached_tokens.with_label_values(&labels).inc_by(cached);
-        }
-        let cost = cost_usd(&up.price, &usage);
-        let reference = p
-            .reference_upstream
-            .map(|r| cost_usd(&p.upstreams[r].price, &usage));
-        m.cost_usd.with_label_values(&labels).inc_by(cost);
-        if let Some(reference) = reference {
-            m.reference_cost_usd
-                .with_label_values(&labels)
-                .inc_by(reference);
-            if reference > cost {
+        let mut cost = 0.0;
+        if source != "none" {
+            m.input_tokens
+                .with_label_values(&[tier, &up.name, source])
+                .inc_by(usage.prompt_tokens);
+            m.output_tokens
+                .with_label_values(&[tier, &up.name, source])
+                .inc_by(usage.completion_tokens);
+            if cached > 0 {
+                m.cached_tokens.with_label_values(&labels).inc_by(cached);
+            }
+            cost = cost_usd(&up.price, &usage);
+            m.cost_usd.with_label_values(&labels).inc_by(cost);
+            if let Some(r) = p.reference_upstream {
+                let reference = cost_usd(&p.upstreams[r].price, &usage);
+                m.reference_cost_usd
+                    .with_label_values(&labels)
+                    .inc_by(reference);
+                // Counters only grow: a request dearer than the reference avoids nothing.
                 m.avoided_cost_usd
                     .with_label_values(&labels)
-                    .inc_by(reference - cost);
+                    .inc_by((reference - cost).max(0.0));
             }
         }
-        let status = if end == End::Broken { 502 } else { self.status };
         m.requests
             .with_label_values(&[
                 self.endpoint,
@@ -144,15 +218,46 @@ impl Ledger {
     }
 }
 
-/// Cost of `usage` at `price`; cached prompt tokens at the cached price (the input price when
-/// the policy gives none). Cached tokens are part of prompt tokens, never added on top.
+/// Records a request that got an error from the gateway itself (bad input, no upstream,
+/// every upstream failed): counted under upstream `none`, and under tier `none` when it
+/// failed before a tier was decided.
+pub fn rejected(
+    app: &App,
+    endpoint: &'static str,
+    client: &'static str,
+    tier: Option<&str>,
+    request_id: &str,
+    error: &GatewayError,
+    started: Instant,
+) {
+    let status = error.status().as_u16();
+    let tier = tier.unwrap_or(NONE);
+    app.metrics
+        .requests
+        .with_label_values(&[endpoint, tier, NONE, status_class(status), client])
+        .inc();
+    tracing::info!(
+        target: "tiergate::access",
+        request_id,
+        endpoint,
+        client,
+        tier,
+        upstream = NONE,
+        status,
+        error = error.code(),
+        duration_ms = started.elapsed().as_secs_f64() * 1e3,
+    );
+}
+
+/// Cost of `usage` at `price` (GPU-hour share included); cached prompt tokens at the cached
+/// price. Cached tokens are part of prompt tokens, never added on top.
 pub fn cost_usd(price: &Price, usage: &Usage) -> f64 {
+    let p = price.per_mtok();
     let cached = usage.cached_tokens().min(usage.prompt_tokens);
     let fresh = usage.prompt_tokens - cached;
-    let cached_price = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
-    (fresh as f64 * price.input_per_mtok
-        + cached as f64 * cached_price
-        + usage.completion_tokens as f64 * price.output_per_mtok)
+    (fresh as f64 * p.input
+        + cached as f64 * p.cached_input
+        + usage.completion_tokens as f64 * p.output)
         / 1e6
 }
 
@@ -167,6 +272,7 @@ mod tests {
             input_per_mtok: 3.0,
             output_per_mtok: 15.0,
             cached_input_per_mtok: Some(0.3),
+            gpu_hour: None,
         };
         let u = Usage {
             prompt_tokens: 1_000_000,
@@ -180,5 +286,69 @@ mod tests {
             (c - (0.6 * 3.0 + 0.4 * 0.3 + 0.1 * 15.0)).abs() < 1e-9,
             "{c}"
         );
+    }
+
+    #[test]
+    fn gpu_hour_share_is_added_per_token() {
+        let price = Price {
+            gpu_hour: Some(crate::config::schema::GpuHour {
+                usd_per_hour: 3.6,
+                output_tokens_per_second: 1000.0,
+                input_tokens_per_second: None,
+            }),
+            ..Price::default()
+        };
+        let u = Usage {
+            prompt_tokens: 5_000,
+            completion_tokens: 2_000,
+            prompt_tokens_details: None,
+        };
+        // 1 $ per million output tokens, prompt tokens free without a prefill throughput.
+        assert!((cost_usd(&price, &u) - 0.002).abs() < 1e-15);
+    }
+
+    #[test]
+    fn estimates_round_up() {
+        assert_eq!(
+            (
+                estimate_tokens(0),
+                estimate_tokens(1),
+                estimate_tokens(4),
+                estimate_tokens(5)
+            ),
+            (0, 1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn output_text_is_measured_in_chunks_and_bodies() {
+        assert_eq!(
+            output_text_len(br#"{"choices":[{"index":0,"delta":{"content":"Hello"}}]}"#),
+            5
+        );
+        assert_eq!(
+            output_text_len(br#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#),
+            0
+        );
+        assert_eq!(
+            output_text_len(br#"{"choices":[{"message":{"content":"abc","tool_calls":[1]}}]}"#),
+            6
+        );
+        assert_eq!(
+            output_text_len(br#"{"choices":[{"text":"xy"},{"text":"z"}]}"#),
+            3
+        );
+        assert_eq!(
+            output_text_len(br#"{"choices":[],"usage":{"prompt_tokens":1}}"#),
+            0
+        );
+        assert_eq!(output_text_len(b"[DONE]"), 0);
+    }
+
+    #[test]
+    fn prompt_len_counts_messages_and_tools() {
+        let body = br#"{"model":"auto","messages":[1,2],"tools":[3],"temperature":1}"#;
+        let head = RequestHead::parse(body).unwrap();
+        assert_eq!(prompt_len(&head), "[1,2]".len() + "[3]".len());
     }
 }

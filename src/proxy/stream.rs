@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::record::{End, Ledger};
+use super::record::{End, Ledger, output_text_len};
 use crate::app::BoxError;
 use crate::protocol::openai::{Usage, usage_of_chunk};
 use crate::protocol::sse::{SseSplitter, data_of};
@@ -38,14 +38,15 @@ struct Meter {
     usage: Option<Usage>,
     ttft: Option<Duration>,
     last_chunk: Option<Instant>,
-    output_bytes: usize,
+    /// Bytes of generated text seen so far, for an estimate when no usage arrives.
+    output_text: usize,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Meter {
     fn finish(&mut self, end: End) {
         if let Some(ledger) = self.ledger.take() {
-            ledger.finish(self.usage, self.output_bytes, self.ttft, end);
+            ledger.finish(self.usage, self.output_text, self.ttft, end);
         }
     }
 }
@@ -73,7 +74,7 @@ impl MeteredStream {
                 usage: None,
                 ttft: None,
                 last_chunk: None,
-                output_bytes: 0,
+                output_text: 0,
                 _permit: permit,
             },
             done: false,
@@ -138,29 +139,30 @@ impl Body for MeteredStream {
                     };
                     let now = Instant::now();
                     let meter = &mut *this.meter;
-                    if let Some(ledger) = &meter.ledger {
-                        if meter.ttft.is_none() {
-                            meter.ttft = Some(now - ledger.started);
-                        } else if let Some(prev) = meter.last_chunk {
-                            let labels = [
-                                ledger.rt.policy.tiers[ledger.tier].name.as_str(),
-                                ledger.rt.policy.upstreams[ledger.upstream].name.as_str(),
-                            ];
-                            ledger
-                                .app
-                                .metrics
-                                .chunk_gap
-                                .with_label_values(&labels)
-                                .observe((now - prev).as_secs_f64());
-                        }
+                    if let (Some(ledger), Some(prev)) = (&meter.ledger, meter.last_chunk) {
+                        let labels = [
+                            ledger.rt.policy.tiers[ledger.tier].name.as_str(),
+                            ledger.rt.policy.upstreams[ledger.upstream].name.as_str(),
+                        ];
+                        ledger
+                            .app
+                            .metrics
+                            .chunk_gap
+                            .with_label_values(&labels)
+                            .observe((now - prev).as_secs_f64());
                     }
                     meter.last_chunk = Some(now);
-                    meter.output_bytes += data.len();
                     let mut events = Vec::new();
                     this.splitter.push(data.clone(), &mut events);
                     let mut kept = Vec::with_capacity(events.len());
                     for event in events {
-                        let usage_only = match data_of(&event) {
+                        let data = data_of(&event);
+                        let text = data.as_deref().map_or(0, output_text_len);
+                        if text > 0 && meter.ttft.is_none() {
+                            meter.ttft = meter.ledger.as_ref().map(|l| now - l.started);
+                        }
+                        meter.output_text += text;
+                        let usage_only = match data {
                             Some(d) if mentions_usage(&d) => match usage_of_chunk(&d) {
                                 Some((u, only)) => {
                                     meter.usage = Some(u);

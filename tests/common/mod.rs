@@ -1,6 +1,8 @@
 //! Test support: mock upstreams on 127.0.0.1:0, an in-process gateway, and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod spec;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
