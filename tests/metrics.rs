@@ -659,3 +659,115 @@ async fn fallbacks_and_errors_are_counted_with_bounded_labels() {
     );
     assert_eq!(get("tiergate_requests_in_flight", &[]), Some(0.0));
 }
+
+#[tokio::test]
+async fn the_json_access_log_has_one_line_per_request_without_prompt_or_key() {
+    use std::io::BufRead;
+    let local = MockSpec::new().usage(1000, 200, 400).start().await;
+    let dir = std::env::temp_dir().join(format!("tiergate-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = format!(
+        "upstreams:\n  - name: local\n    kind: openai\n    base_url: \"{}\"\n    api_key: sk-very-secret-key-123\n    model: m\n    price: {LOCAL_PRICE}\ntiers:\n  - name: primitive\n    upstreams: [local]\n  - name: architecture\n    upstreams: [local]\nreference_upstream: local\n",
+        local.base_url()
+    );
+    std::fs::write(dir.join("p.yaml"), policy).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tiergate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--policy",
+        ])
+        .arg(dir.join("p.yaml"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let next_json = |what: &str| -> Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no log line for {what}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    let addr = loop {
+        let v = next_json("the listen address");
+        if let Some(a) = v["message"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("tiergate listening on http://"))
+        {
+            break a.parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+    let url = format!("http://{addr}/v1/chat/completions");
+    let body = chat_body("primitive", "SECRET-PROMPT-TEXT please", false).to_string();
+    let (status, _, _) = common::post(&url, body, &[("x-request-id", "req-42")]).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = common::post(
+        &url,
+        "{\"model\":\"nope\",\"messages\":[]}",
+        &[("x-request-id", "req-43")],
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        let v = next_json("the access lines");
+        if v["target"] == "tiergate::access" {
+            lines.push(v);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let ok = &lines[0];
+    assert_eq!(ok["request_id"], "req-42", "{ok}");
+    assert_eq!(
+        (
+            ok["tier"].as_str(),
+            ok["upstream"].as_str(),
+            ok["reason"].as_str()
+        ),
+        (Some("primitive"), Some("local"), Some("model_tier"))
+    );
+    assert_eq!(
+        (
+            ok["status"].as_u64(),
+            ok["input_tokens"].as_u64(),
+            ok["output_tokens"].as_u64(),
+            ok["cached_tokens"].as_u64()
+        ),
+        (Some(200), Some(1000), Some(200), Some(400))
+    );
+    assert_eq!(ok["usage_source"], "reported");
+    assert_close!(ok["cost_usd"].as_f64().unwrap(), usd(600, 400, 200, LOCAL));
+    assert!(
+        ok["duration_ms"].as_f64().unwrap() > 0.0 && ok["overhead_ms"].as_f64().is_some(),
+        "{ok}"
+    );
+    let err = &lines[1];
+    assert_eq!(
+        (
+            err["request_id"].as_str(),
+            err["status"].as_u64(),
+            err["error"].as_str()
+        ),
+        (Some("req-43"), Some(404), Some("model_not_found"))
+    );
+    let all = lines.iter().map(Value::to_string).collect::<String>();
+    assert!(
+        !all.contains("SECRET-PROMPT-TEXT") && !all.contains("sk-very-secret"),
+        "{all}"
+    );
+}
