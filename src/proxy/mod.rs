@@ -1,9 +1,11 @@
 //! The leaf of the request's way for OpenAI-format endpoints: read and parse the body,
 //! decide the tier, forward with fallback, and hand back the response with its accounting.
 
+pub mod anthropic;
 mod forward;
 pub mod record;
 mod stream;
+mod translated;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use hyper::body::Incoming;
 
 use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, full};
 use crate::clients;
+use crate::config::UpstreamKind;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
 use crate::routing::{Conversation, decide};
@@ -97,6 +100,7 @@ pub async fn openai(
     let started = Instant::now();
     let rt = app.runtime.load_full();
     let client = clients::kind(req.headers());
+    let betas = anthropic::client_betas(req.headers());
     let header_tier = req
         .headers()
         .get(HEADER_TIER)
@@ -124,16 +128,59 @@ pub async fn openai(
         .with_label_values(&[tier_name, decision.reason])
         .inc();
 
+    // Anthropic upstreams get a translated body (chat only; legacy completions skip them).
+    let to_anthropic = match endpoint {
+        Endpoint::Chat => anthropic::chat_translation(&rt, &decision, &body)?,
+        Endpoint::Completions => None,
+    };
     let stream = head.is_stream();
     // Ask for usage in every stream; what the client did not ask for is stripped again.
     let force_usage = stream && !head.wants_stream_usage();
     let before_upstream = started.elapsed();
-    let fwd = forward::forward(app, &rt, &decision, endpoint, request_id, |up| {
-        rewrite_body(&body, &head, &up.model, force_usage)
-    })
+    let fwd = forward::forward(
+        app,
+        &rt,
+        &decision,
+        request_id,
+        |up| up.kind == UpstreamKind::Openai || to_anthropic.is_some(),
+        |up, run| match (up.kind, &to_anthropic) {
+            (UpstreamKind::Anthropic, Some(req)) => {
+                anthropic::chat_outgoing(req, betas.as_deref(), up, run)
+            }
+            _ => forward::Outgoing {
+                uri: endpoint.uri(run).clone(),
+                body: rewrite_body(&body, &head, &up.model, force_usage),
+                headers: Vec::new(),
+            },
+        },
+    )
     .await?;
     let head_received = Instant::now();
     let up = &rt.policy.upstreams[fwd.upstream];
+    if up.kind == UpstreamKind::Anthropic {
+        let ledger = Ledger {
+            app: app.clone(),
+            rt: rt.clone(),
+            request_id: request_id.to_string(),
+            endpoint: endpoint.label(),
+            client,
+            reason: decision.reason,
+            tier: decision.tier,
+            upstream: fwd.upstream,
+            status: fwd.response.status().as_u16(),
+            stream,
+            started,
+            overhead: before_upstream,
+            request_bytes: body.len(),
+        };
+        let adapter = anthropic::chat_adapter(head.wants_stream_usage());
+        let mut resp = translated::respond(fwd, up, tier_name, ledger, adapter).await?;
+        let h = resp.headers_mut();
+        h.insert(HEADER_TIER, header_value(tier_name));
+        h.insert(HEADER_UPSTREAM, header_value(&up.name));
+        h.insert(HEADER_REASON, HeaderValue::from_static(decision.reason));
+        return Ok(resp);
+    }
     let (parts, upstream_body) = fwd.response.into_parts();
 
     let mut resp = Response::builder().status(parts.status);

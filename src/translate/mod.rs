@@ -14,6 +14,7 @@
 //! purpose (listed in each module's doc) or refused with a `Refused`, which becomes an
 //! OpenAI-shaped 400 naming the field. Never half.
 
+pub mod anthropic_passthrough;
 pub mod chat_via_anthropic;
 pub mod count_tokens;
 pub mod errors;

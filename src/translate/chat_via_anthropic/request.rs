@@ -52,8 +52,9 @@ pub fn allowed_betas<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<St
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
-/// Translates `req`; `model` is left empty for the caller to set per upstream.
-pub fn translate(req: ChatRequest, default_max_tokens: u64) -> Result<MessagesRequest, Refused> {
+/// Translates `req`; `model` is left empty, and `max_tokens` unset when the client gave
+/// none, for the caller to set per upstream (its `default_max_tokens`).
+pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
     refuse_unsupported(&req)?;
     let mut system: Vec<Block> = Vec::new();
     let mut turns: Vec<Message> = Vec::new();
@@ -164,11 +165,7 @@ pub fn translate(req: ChatRequest, default_max_tokens: u64) -> Result<MessagesRe
         model: String::new(),
         messages: turns,
         system: (!system.is_empty()).then_some(Content::Blocks(system)),
-        max_tokens: Some(
-            req.max_completion_tokens
-                .or(req.max_tokens)
-                .unwrap_or(default_max_tokens),
-        ),
+        max_tokens: req.max_completion_tokens.or(req.max_tokens),
         stop_sequences,
         stream: req.stream.filter(|s| *s),
         temperature: req.temperature,
@@ -414,7 +411,7 @@ mod tests {
 
     fn tr(body: &str) -> Result<Value, Refused> {
         let req: ChatRequest = serde_json::from_str(body).unwrap();
-        translate(req, 4096).map(|r| serde_json::to_value(r).unwrap())
+        translate(req).map(|r| serde_json::to_value(r).unwrap())
     }
 
     #[test]
@@ -440,7 +437,10 @@ mod tests {
             v["messages"],
             json!([{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}])
         );
-        assert_eq!(v["max_tokens"], 4096);
+        assert!(
+            v.get("max_tokens").is_none(),
+            "left to the upstream's default"
+        );
     }
 
     #[test]
