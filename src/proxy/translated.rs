@@ -25,12 +25,15 @@ use crate::protocol::sse::SseSplitter;
 use crate::translate::StreamTranslator;
 use crate::translate::errors::TranslatedError;
 
+/// Reads a whole successful upstream body: the client's body and the usage it reports.
+pub type WholeFn = fn(&[u8]) -> Result<(Vec<u8>, Option<Usage>), String>;
+
 /// How to turn one upstream answer into the client's.
 pub struct Adapter {
     /// For a streamed success: the translator of its events.
     pub stream: Option<Box<dyn StreamTranslator>>,
     /// For a whole success: the client's body and the usage it reports.
-    pub whole: fn(&[u8]) -> Result<(Vec<u8>, Option<Usage>), String>,
+    pub whole: WholeFn,
     /// For an error status: the client's status, body and whether to retry.
     pub error: fn(u16, &[u8]) -> TranslatedError,
 }
