@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Anthropic both ways, over real sockets: chat completions served by a strict mock of the
 //! Anthropic Messages API, and `/v1/messages` served by that mock (passthrough) or by an
 //! OpenAI-compatible mock (translated), streams and tools included.
