@@ -93,6 +93,16 @@ impl App {
             (&Method::POST, "/v1/completions" | "/completions") => {
                 proxy::openai(&self, req, proxy::Endpoint::Completions, &request_id).await
             }
+            (&Method::POST, "/v1/messages") => {
+                proxy::anthropic::messages(&self, req, &request_id).await
+            }
+            (&Method::POST, "/v1/messages/count_tokens") => {
+                proxy::anthropic::count_tokens(&self, req, &request_id).await
+            }
+            // Claude Code's preflight.
+            (&Method::HEAD | &Method::GET, "/api/hello") => {
+                Ok(text(StatusCode::OK, "text/plain", Bytes::new()))
+            }
             (&Method::GET, "/v1/models" | "/models") => Ok(self.models()),
             (&Method::GET, "/healthz") => Ok(text(
                 StatusCode::OK,
@@ -122,7 +132,11 @@ impl App {
                 if e.status().is_client_error() && !matches!(e, GatewayError::NotFound(_)) {
                     tracing::debug!(request_id = %request_id, code = e.code(), "rejected: {e}");
                 }
-                error_response(&e)
+                if path.starts_with("/v1/messages") {
+                    anthropic_error_response(&e)
+                } else {
+                    error_response(&e)
+                }
             }
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -219,6 +233,12 @@ pub fn text(status: StatusCode, content_type: &'static str, body: Bytes) -> Resp
 
 pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     text(status, "application/json", body.into())
+}
+
+/// The same error in Anthropic's shape, for Anthropic-native clients (`/v1/messages`).
+pub fn anthropic_error_response(e: &GatewayError) -> Response<Body> {
+    let t = crate::translate::errors::openai_to_anthropic(e.status().as_u16(), &e.body());
+    json(e.status(), t.body)
 }
 
 /// The one place where an error becomes a response.

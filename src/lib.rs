@@ -15,4 +15,5 @@ pub mod proxy;
 pub mod routing;
 pub mod secret;
 pub mod server;
+pub mod translate;
 pub mod upstream;

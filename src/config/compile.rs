@@ -32,6 +32,7 @@ pub struct Upstream {
     pub price: Price,
     pub max_concurrency: usize,
     pub ca_file: Option<std::path::PathBuf>,
+    pub default_max_tokens: u64,
     /// Why routing skips this upstream, if it does (missing key, disabled, unsupported kind).
     pub disabled: Option<String>,
 }
@@ -162,6 +163,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             price: u.price,
             max_concurrency: u.max_concurrency,
             ca_file: u.ca_file,
+            default_max_tokens: u.default_max_tokens,
             disabled,
         });
     }

@@ -72,10 +72,18 @@ pub struct UpstreamConfig {
     /// An extra PEM file of CA certificates trusted for this upstream (on-premise endpoints).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// `max_tokens` sent to an Anthropic upstream when the client gives none (the Messages
+    /// API requires one).
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u64,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_max_tokens() -> u64 {
+    4096
 }
 
 fn default_concurrency() -> usize {

@@ -1,5 +1,7 @@
 //! Wire types and codecs. No I/O here.
 
+pub mod anthropic;
 pub mod error;
 pub mod openai;
+pub mod openai_chat;
 pub mod sse;

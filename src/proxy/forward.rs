@@ -9,22 +9,31 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::Endpoint;
 use crate::app::{App, Runtime};
 use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::metrics::InFlight;
 use crate::routing::Decision;
+use crate::upstream::UpstreamRuntime;
 
 /// A response head from an upstream, with the permit that holds its concurrency slot.
 pub struct Forwarded {
     pub upstream: usize,
     pub response: Response<Incoming>,
     pub permit: OwnedSemaphorePermit,
-    /// Holds the upstream's in-flight gauge up while its answer is being read.
-    pub in_flight: InFlight,
+    /// Holds the upstream's in-flight gauge up while its answer is being read; moves into
+    /// the ledger.
+    pub in_flight: Option<InFlight>,
     /// When the first attempt was sent.
     pub first_sent: Instant,
+}
+
+/// One attempt's request: where it goes, its body, and the headers of its wire format
+/// (authentication is added by `forward`).
+pub struct Outgoing {
+    pub uri: http::Uri,
+    pub body: Bytes,
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 /// The upstreams to try, in order.
@@ -40,12 +49,15 @@ pub async fn forward(
     app: &App,
     rt: &Runtime,
     decision: &Decision,
-    endpoint: Endpoint,
     request_id: &str,
-    body_for: impl Fn(&Upstream) -> Bytes,
+    serves: impl Fn(&Upstream) -> bool,
+    prepare: impl Fn(&Upstream, &UpstreamRuntime) -> Outgoing,
 ) -> Result<Forwarded, GatewayError> {
     let tier_name = &rt.policy.tiers[decision.tier].name;
-    let order = candidates(rt, decision);
+    let order: Vec<usize> = candidates(rt, decision)
+        .into_iter()
+        .filter(|&u| serves(&rt.policy.upstreams[u]))
+        .collect();
     if order.is_empty() {
         return Err(GatewayError::NoUpstream(tier_name.clone()));
     }
@@ -95,14 +107,18 @@ pub async fn forward(
                 }
             },
         };
-        let mut req = Request::post(endpoint.uri(run).clone())
+        let out = prepare(up, run);
+        let mut req = Request::post(out.uri)
             .header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )
             .header("x-request-id", request_id)
-            .body(Full::new(body_for(up)))
+            .body(Full::new(out.body))
             .map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+        for (name, value) in out.headers {
+            req.headers_mut().insert(name, value);
+        }
         if let Some((name, value)) = &run.auth {
             req.headers_mut().insert(name.clone(), value.clone());
         }
@@ -139,7 +155,7 @@ pub async fn forward(
                             upstream: u,
                             response: resp,
                             permit,
-                            in_flight,
+                            in_flight: Some(in_flight),
                             first_sent: first_sent.unwrap_or(sent),
                         });
                     }

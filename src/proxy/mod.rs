@@ -1,9 +1,11 @@
 //! The leaf of the request's way for OpenAI-format endpoints: read and parse the body,
 //! decide the tier, forward with fallback, and hand back the response with its accounting.
 
+pub mod anthropic;
 mod forward;
 pub mod record;
 mod stream;
+mod translated;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use hyper::body::Incoming;
 
 use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, Runtime, full};
 use crate::clients;
+use crate::config::UpstreamKind;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::metrics::InFlight;
 use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
@@ -145,6 +148,7 @@ async fn serve(
     client: &'static str,
     progress: &mut Progress,
 ) -> Result<Response<Body>, GatewayError> {
+    let betas = anthropic::client_betas(req.headers());
     let header_tier = req
         .headers()
         .get(HEADER_TIER)
@@ -173,16 +177,60 @@ async fn serve(
         .with_label_values(&[tier_name, decision.reason])
         .inc();
 
+    // Anthropic upstreams get a translated body (chat only; legacy completions skip them).
+    let to_anthropic = match endpoint {
+        Endpoint::Chat => anthropic::chat_translation(&rt, &decision, &body)?,
+        Endpoint::Completions => None,
+    };
     let stream = head.is_stream();
     // Ask for usage in every stream; what the client did not ask for is stripped again.
     let force_usage = stream && !head.wants_stream_usage();
     let before_upstream = started.elapsed();
-    let fwd = forward::forward(app, rt, &decision, endpoint, request_id, |up| {
-        rewrite_body(&body, &head, &up.model, force_usage)
-    })
+    let fwd = forward::forward(
+        app,
+        rt,
+        &decision,
+        request_id,
+        |up| up.kind == UpstreamKind::Openai || to_anthropic.is_some(),
+        |up, run| match (up.kind, &to_anthropic) {
+            (UpstreamKind::Anthropic, Some(req)) => {
+                anthropic::chat_outgoing(req, betas.as_deref(), up, run)
+            }
+            _ => forward::Outgoing {
+                uri: endpoint.uri(run).clone(),
+                body: rewrite_body(&body, &head, &up.model, force_usage),
+                headers: Vec::new(),
+            },
+        },
+    )
     .await?;
+    let mut fwd = fwd;
     let head_received = Instant::now();
     let up = &rt.policy.upstreams[fwd.upstream];
+    let mut ledger = Ledger {
+        app: app.clone(),
+        rt: rt.clone(),
+        request_id: request_id.to_string(),
+        endpoint: endpoint.label(),
+        client,
+        reason: decision.reason,
+        tier: decision.tier,
+        upstream: fwd.upstream,
+        status: fwd.response.status().as_u16(),
+        stream,
+        started,
+        overhead: before_upstream,
+        prompt_bytes: record::prompt_len(&head),
+        in_flight: progress.in_flight.take(),
+        upstream_in_flight: fwd.in_flight.take(),
+    };
+    // From here on the ledger records the request, whatever happens.
+    progress.recorded = true;
+    if up.kind == UpstreamKind::Anthropic {
+        let adapter = anthropic::chat_adapter(head.wants_stream_usage());
+        let resp = translated::respond(fwd, up, tier_name, ledger, adapter).await?;
+        return Ok(tag(resp, tier_name, &up.name, decision.reason));
+    }
     let (parts, upstream_body) = fwd.response.into_parts();
 
     let mut resp = Response::builder().status(parts.status);
@@ -196,25 +244,6 @@ async fn serve(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut ledger = Ledger {
-        app: app.clone(),
-        rt: rt.clone(),
-        request_id: request_id.to_string(),
-        endpoint: endpoint.label(),
-        client,
-        reason: decision.reason,
-        tier: decision.tier,
-        upstream: fwd.upstream,
-        status: parts.status.as_u16(),
-        stream,
-        started,
-        overhead: before_upstream,
-        prompt_bytes: record::prompt_len(&head),
-        in_flight: progress.in_flight.take(),
-        upstream_in_flight: Some(fwd.in_flight),
-    };
-    // From here on the ledger records the request, whatever happens.
-    progress.recorded = true;
     let out_body = if stream && is_sse {
         ledger.overhead += head_received.elapsed();
         full_stream(MeteredStream::new(
@@ -260,14 +289,24 @@ async fn serve(
         ledger.finish(usage, text, None, End::Complete);
         full(bytes)
     };
-    let mut resp = resp
+    let resp = resp
         .body(out_body)
         .map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+    Ok(tag(resp, tier_name, &up.name, decision.reason))
+}
+
+/// Adds the headers every proxied response carries (`App::handle` adds the request id).
+fn tag(
+    mut resp: Response<Body>,
+    tier: &str,
+    upstream: &str,
+    reason: &'static str,
+) -> Response<Body> {
     let h = resp.headers_mut();
-    h.insert(HEADER_TIER, header_value(tier_name));
-    h.insert(HEADER_UPSTREAM, header_value(&up.name));
-    h.insert(HEADER_REASON, HeaderValue::from_static(decision.reason));
-    Ok(resp)
+    h.insert(HEADER_TIER, header_value(tier));
+    h.insert(HEADER_UPSTREAM, header_value(upstream));
+    h.insert(HEADER_REASON, HeaderValue::from_static(reason));
+    resp
 }
 
 fn full_stream(s: MeteredStream) -> Body {

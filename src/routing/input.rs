@@ -69,6 +69,80 @@ impl<'a> Conversation<'a> {
         })
     }
 
+    /// From an Anthropic Messages request: `system` becomes a system turn, each message one
+    /// turn (Claude Code's mid-conversation `system` role included), except that the
+    /// `tool_result` blocks of a user message are a tool turn of their own, before it.
+    pub fn from_anthropic(
+        messages: &'a RawValue,
+        system: Option<&'a RawValue>,
+        tools: Option<&'a RawValue>,
+    ) -> Result<Self, serde_json::Error> {
+        use crate::protocol::anthropic::{Block, Content, Message, Tool};
+        let messages: Vec<Message> = serde_json::from_str(messages.get())?;
+        let mut turns = Vec::with_capacity(messages.len() + 1);
+        if let Some(s) = system.and_then(|s| serde_json::from_str::<Content>(s.get()).ok()) {
+            turns.push(Turn {
+                role: Role::System,
+                text: Cow::Owned(s.text()),
+                attachments: 0,
+            });
+        }
+        for m in messages {
+            let role = match m.role.as_str() {
+                "system" => Role::System,
+                "assistant" => Role::Assistant,
+                _ => Role::User,
+            };
+            let blocks = m.content.into_blocks();
+            let results: Vec<String> = blocks
+                .iter()
+                .filter_map(|b| match b {
+                    Block::ToolResult {
+                        content: Some(c), ..
+                    } => Some(c.text()),
+                    Block::ToolResult { .. } => Some(String::new()),
+                    _ => None,
+                })
+                .collect();
+            if !results.is_empty() {
+                turns.push(Turn {
+                    role: Role::Tool,
+                    text: Cow::Owned(results.join("\n")),
+                    attachments: 0,
+                });
+            }
+            let texts: Vec<&str> = blocks
+                .iter()
+                .filter_map(|b| match b {
+                    Block::Text { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let attachments = blocks
+                .iter()
+                .filter(|b| matches!(b, Block::Image { .. } | Block::Other))
+                .count();
+            if !texts.is_empty() || attachments > 0 || results.is_empty() {
+                turns.push(Turn {
+                    role,
+                    text: Cow::Owned(texts.join("\n")),
+                    attachments,
+                });
+            }
+        }
+        let tools = tools
+            .and_then(|t| serde_json::from_str::<Vec<Tool>>(t.get()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| Cow::Owned(t.name))
+            .collect();
+        Ok(Conversation {
+            turns,
+            tools,
+            fim: false,
+        })
+    }
+
     pub fn has_tools(&self) -> bool {
         !self.tools.is_empty()
     }
@@ -152,6 +226,31 @@ impl<'a> OpenAiMessage<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_anthropic_requests_the_claude_code_way() {
+        let body: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/anthropic/claude_code_request.json"
+        ))
+        .unwrap();
+        let raw = |k: &str| serde_json::value::to_raw_value(&body[k]).unwrap();
+        let (m, s, t) = (raw("messages"), raw("system"), raw("tools"));
+        let c = Conversation::from_anthropic(&m, Some(&s), Some(&t)).unwrap();
+        let roles: Vec<Role> = c.turns.iter().map(|t| t.role).collect();
+        assert_eq!(roles, [Role::System, Role::User, Role::System]);
+        assert!(c.turns[1].text.ends_with("bouncing under gravity."));
+        assert_eq!(c.tools, vec!["Write", "DeferredToolPlaceholder"]);
+        let m: Box<RawValue> = serde_json::from_str(r#"[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"out"},{"type":"text","text":"go on"}]}]"#).unwrap();
+        let c = Conversation::from_anthropic(&m, None, None).unwrap();
+        assert_eq!(
+            (c.turns[0].role, c.turns[0].text.as_ref()),
+            (Role::Tool, "out")
+        );
+        assert_eq!(
+            (c.turns[1].role, c.turns[1].text.as_ref()),
+            (Role::User, "go on")
+        );
+    }
 
     #[test]
     fn reads_roles_text_parts_and_tools() {

@@ -25,6 +25,10 @@ pub struct UpstreamRuntime {
     /// `{base_url}/chat/completions` and `{base_url}/completions`.
     pub chat_uri: Uri,
     pub completions_uri: Uri,
+    /// Anthropic's `/v1/messages` and `/v1/messages/count_tokens` under the base URL (which
+    /// may or may not end in `/v1`).
+    pub messages_uri: Uri,
+    pub count_tokens_uri: Uri,
     /// The header value that authenticates to this upstream (marked sensitive), if any.
     pub auth: Option<(http::HeaderName, HeaderValue)>,
     /// Bounds requests in flight to this upstream.
@@ -58,6 +62,11 @@ pub fn build(up: &Upstream) -> Result<UpstreamRuntime, String> {
             .parse()
             .map_err(|e| format!("upstream {}: bad URL: {e}", up.name))
     };
+    let v1 = if up.base_url.ends_with("/v1") {
+        ""
+    } else {
+        "/v1"
+    };
     let auth = if up.api_key.is_empty() {
         None
     } else {
@@ -84,6 +93,8 @@ pub fn build(up: &Upstream) -> Result<UpstreamRuntime, String> {
         client,
         chat_uri: uri("/chat/completions")?,
         completions_uri: uri("/completions")?,
+        messages_uri: uri(&format!("{v1}/messages"))?,
+        count_tokens_uri: uri(&format!("{v1}/messages/count_tokens"))?,
         auth,
         permits: Arc::new(Semaphore::new(up.max_concurrency)),
     })

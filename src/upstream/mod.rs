@@ -5,6 +5,6 @@ mod client;
 
 pub use client::{HttpClient, UpstreamRuntime, build};
 
-/// Anthropic upstreams need the translation of the issue "Anthropic both ways"; until it lands
-/// an enabled one is skipped by routing (with a warning at start).
-pub const ANTHROPIC_SUPPORTED: bool = false;
+/// Anthropic upstreams are served through `translate` (chat completions) or passed through
+/// (`/v1/messages`).
+pub const ANTHROPIC_SUPPORTED: bool = true;

@@ -32,11 +32,11 @@ reference_upstream: frontier
 
 
 class Gateway:
-    def __init__(self, local, frontier):
+    def __init__(self, local, frontier, policy_text=POLICY):
         self.dir = tempfile.mkdtemp(prefix="tiergate-sdk-")
         policy = os.path.join(self.dir, "policy.yaml")
         with open(policy, "w") as f:
-            f.write(POLICY.format(local=local, frontier=frontier))
+            f.write(policy_text.format(local=local, frontier=frontier))
         self.log = open(os.path.join(self.dir, "gateway.log"), "w+")
         self.proc = subprocess.Popen([BIN, "serve", "--policy", policy, "--listen", "127.0.0.1:0"],
                                      stdout=self.log, stderr=self.log)
