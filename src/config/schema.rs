@@ -72,6 +72,14 @@ pub struct UpstreamConfig {
     /// An extra PEM file of CA certificates trusted for this upstream (on-premise endpoints).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Normalise the answers of a real local server to OpenAI's shape and turn tool calls
+    /// written as text into `tool_calls` (see `local`).
+    #[serde(default)]
+    pub repair: bool,
+    /// With `repair`: a tool-offering request whose answer cannot be repaired goes to the
+    /// tier's next upstream.
+    #[serde(default)]
+    pub escalate_unrepaired_tool_calls: bool,
 }
 
 fn yes() -> bool {

@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Endpoint;
-use crate::app::{App, Runtime};
+use crate::app::{App, Body, BoxError, Runtime};
 use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::routing::Decision;
@@ -18,7 +17,7 @@ use crate::routing::Decision;
 /// A response head from an upstream, with the permit that holds its concurrency slot.
 pub struct Forwarded {
     pub upstream: usize,
-    pub response: Response<Incoming>,
+    pub response: Response<Body>,
     pub permit: OwnedSemaphorePermit,
     /// When the first attempt was sent.
     pub first_sent: Instant,
@@ -41,8 +40,30 @@ pub async fn forward(
     request_id: &str,
     body_for: impl Fn(&Upstream) -> Bytes,
 ) -> Result<Forwarded, GatewayError> {
-    let tier_name = &rt.policy.tiers[decision.tier].name;
     let order = candidates(rt, decision);
+    forward_to(
+        app,
+        rt,
+        decision.tier,
+        &order,
+        endpoint,
+        request_id,
+        body_for,
+    )
+    .await
+}
+
+/// Tries the upstreams of `order`, in order (`tier` names the route in errors).
+pub async fn forward_to(
+    app: &App,
+    rt: &Runtime,
+    tier: usize,
+    order: &[usize],
+    endpoint: Endpoint,
+    request_id: &str,
+    body_for: impl Fn(&Upstream) -> Bytes,
+) -> Result<Forwarded, GatewayError> {
+    let tier_name = &rt.policy.tiers[tier].name;
     if order.is_empty() {
         return Err(GatewayError::NoUpstream(tier_name.clone()));
     }
@@ -133,7 +154,7 @@ pub async fn forward(
                     } else {
                         return Ok(Forwarded {
                             upstream: u,
-                            response: resp,
+                            response: resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
                             permit,
                             first_sent: first_sent.unwrap_or(sent),
                         });

@@ -2,6 +2,7 @@
 //! decide the tier, forward with fallback, and hand back the response with its accounting.
 
 mod forward;
+mod local;
 pub mod record;
 mod stream;
 
@@ -15,6 +16,7 @@ use hyper::body::Incoming;
 
 use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, full};
 use crate::clients;
+use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
 use crate::routing::{Conversation, decide};
@@ -128,9 +130,12 @@ pub async fn openai(
     // Ask for usage in every stream; what the client did not ask for is stripped again.
     let force_usage = stream && !head.wants_stream_usage();
     let before_upstream = started.elapsed();
-    let fwd = forward::forward(app, &rt, &decision, endpoint, request_id, |up| {
-        rewrite_body(&body, &head, &up.model, force_usage)
-    })
+    let body_for = |up: &Upstream| rewrite_body(&body, &head, &up.model, force_usage);
+    let fwd = forward::forward(app, &rt, &decision, endpoint, request_id, &body_for).await?;
+    // Real local servers: OpenAI's shape, tool calls repaired (or escalated).
+    let fwd = local::settle(
+        app, &rt, &decision, endpoint, request_id, &body, fwd, &body_for,
+    )
     .await?;
     let head_received = Instant::now();
     let up = &rt.policy.upstreams[fwd.upstream];
