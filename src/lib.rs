@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod error;
+pub mod local;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     /// from, to, reason
     pub fallbacks: IntCounterVec,
+    /// upstream, outcome (repaired | failed)
+    pub tool_call_repairs: IntCounterVec,
+    /// from, to, reason
+    pub escalations: IntCounterVec,
     /// upstream, type
     pub upstream_errors: IntCounterVec,
     pub in_flight: IntGauge,
@@ -179,6 +183,18 @@ impl Metrics {
                 &r,
                 "tiergate_fallbacks_total",
                 "Requests moved from one upstream to the next.",
+                &["from", "to", "reason"],
+            ),
+            tool_call_repairs: counter(
+                &r,
+                "tiergate_tool_call_repairs_total",
+                "Tool calls a local model wrote as text, by outcome (repaired into tool_calls, or failed).",
+                &["upstream", "outcome"],
+            ),
+            escalations: counter(
+                &r,
+                "tiergate_escalations_total",
+                "Requests sent on to the tier's next upstream after an answer that could not be used.",
                 &["from", "to", "reason"],
             ),
             upstream_errors: counter(

@@ -33,6 +33,8 @@ pub struct Upstream {
     pub max_concurrency: usize,
     pub ca_file: Option<std::path::PathBuf>,
     pub default_max_tokens: u64,
+    pub repair: bool,
+    pub escalate_unrepaired_tool_calls: bool,
     /// Why routing skips this upstream, if it does (missing key, disabled, unsupported kind).
     pub disabled: Option<String>,
 }
@@ -144,6 +146,15 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
                 format!("upstream {}: max_concurrency must be at least 1", u.name),
             ));
         }
+        if u.escalate_unrepaired_tool_calls && !u.repair {
+            return Err(err(
+                &["upstreams", &u.name, "escalate_unrepaired_tool_calls"],
+                format!(
+                    "upstream {}: escalate_unrepaired_tool_calls needs repair: true",
+                    u.name
+                ),
+            ));
+        }
         let disabled = if !u.enabled {
             Some("enabled: false in the policy".to_string())
         } else if u.key_required && u.api_key.is_empty() {
@@ -164,6 +175,8 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             max_concurrency: u.max_concurrency,
             ca_file: u.ca_file,
             default_max_tokens: u.default_max_tokens,
+            repair: u.repair,
+            escalate_unrepaired_tool_calls: u.escalate_unrepaired_tool_calls,
             disabled,
         });
     }
@@ -368,11 +381,24 @@ mod tests {
     }
 
     #[test]
+    fn escalation_needs_repair() {
+        let text = GOOD.replace(
+            "    model: m\n",
+            "    model: m\n    escalate_unrepaired_tool_calls: true\n",
+        );
+        let e = parse("p.yaml", &text, no_env).unwrap_err();
+        assert!(e.message.contains("needs repair: true"), "{e}");
+        let text = text.replace("    model: m\n", "    model: m\n    repair: true\n");
+        assert!(parse("p.yaml", &text, no_env).unwrap().upstreams[0].repair);
+    }
+
+    #[test]
     fn embedded_default_policy_compiles() {
         let p = parse("default", super::super::DEFAULT_POLICY, no_env).unwrap();
         let names: Vec<_> = p.upstreams.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["local", "openai", "anthropic"]);
         assert!(p.upstreams[0].is_enabled(), "local needs no key");
+        assert!(p.upstreams[0].repair && p.upstreams[0].escalate_unrepaired_tool_calls);
         assert!(!p.upstreams[1].is_enabled() && !p.upstreams[2].is_enabled());
     }
 }

@@ -76,6 +76,14 @@ pub struct UpstreamConfig {
     /// API requires one).
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u64,
+    /// Normalise the answers of a real local server to OpenAI's shape and turn tool calls
+    /// written as text into `tool_calls` (see `local`).
+    #[serde(default)]
+    pub repair: bool,
+    /// With `repair`: a tool-offering request whose answer cannot be repaired goes to the
+    /// tier's next upstream.
+    #[serde(default)]
+    pub escalate_unrepaired_tool_calls: bool,
 }
 
 fn yes() -> bool {

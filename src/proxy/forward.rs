@@ -5,11 +5,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::app::{App, Runtime};
+use crate::app::{App, Body, BoxError, Runtime};
 use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::metrics::InFlight;
@@ -19,7 +18,7 @@ use crate::upstream::UpstreamRuntime;
 /// A response head from an upstream, with the permit that holds its concurrency slot.
 pub struct Forwarded {
     pub upstream: usize,
-    pub response: Response<Incoming>,
+    pub response: Response<Body>,
     pub permit: OwnedSemaphorePermit,
     /// Holds the upstream's in-flight gauge up while its answer is being read; moves into
     /// the ledger.
@@ -53,11 +52,23 @@ pub async fn forward(
     serves: impl Fn(&Upstream) -> bool,
     prepare: impl Fn(&Upstream, &UpstreamRuntime) -> Outgoing,
 ) -> Result<Forwarded, GatewayError> {
-    let tier_name = &rt.policy.tiers[decision.tier].name;
     let order: Vec<usize> = candidates(rt, decision)
         .into_iter()
         .filter(|&u| serves(&rt.policy.upstreams[u]))
         .collect();
+    forward_to(app, rt, decision.tier, &order, request_id, prepare).await
+}
+
+/// Tries the upstreams of `order`, in order (`tier` names the route in errors).
+pub async fn forward_to(
+    app: &App,
+    rt: &Runtime,
+    tier: usize,
+    order: &[usize],
+    request_id: &str,
+    prepare: impl Fn(&Upstream, &UpstreamRuntime) -> Outgoing,
+) -> Result<Forwarded, GatewayError> {
+    let tier_name = &rt.policy.tiers[tier].name;
     if order.is_empty() {
         return Err(GatewayError::NoUpstream(tier_name.clone()));
     }
@@ -153,7 +164,7 @@ pub async fn forward(
                     } else {
                         return Ok(Forwarded {
                             upstream: u,
-                            response: resp,
+                            response: resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
                             permit,
                             in_flight: Some(in_flight),
                             first_sent: first_sent.unwrap_or(sent),

@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 mod forward;
+mod local;
 pub mod record;
 mod stream;
 mod translated;
@@ -17,7 +18,7 @@ use hyper::body::Incoming;
 
 use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, Runtime, full};
 use crate::clients;
-use crate::config::UpstreamKind;
+use crate::config::{Upstream, UpstreamKind};
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::metrics::InFlight;
 use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
@@ -186,22 +187,21 @@ async fn serve(
     // Ask for usage in every stream; what the client did not ask for is stripped again.
     let force_usage = stream && !head.wants_stream_usage();
     let before_upstream = started.elapsed();
-    let fwd = forward::forward(
-        app,
-        rt,
-        &decision,
-        request_id,
-        |up| up.kind == UpstreamKind::Openai || to_anthropic.is_some(),
-        |up, run| match (up.kind, &to_anthropic) {
-            (UpstreamKind::Anthropic, Some(req)) => {
-                anthropic::chat_outgoing(req, betas.as_deref(), up, run)
-            }
-            _ => forward::Outgoing {
-                uri: endpoint.uri(run).clone(),
-                body: rewrite_body(&body, &head, &up.model, force_usage),
-                headers: Vec::new(),
-            },
+    let prepare = |up: &Upstream, run: &UpstreamRuntime| match (up.kind, &to_anthropic) {
+        (UpstreamKind::Anthropic, Some(req)) => {
+            anthropic::chat_outgoing(req, betas.as_deref(), up, run)
+        }
+        _ => forward::Outgoing {
+            uri: endpoint.uri(run).clone(),
+            body: rewrite_body(&body, &head, &up.model, force_usage),
+            headers: Vec::new(),
         },
+    };
+    let serves = |up: &Upstream| up.kind == UpstreamKind::Openai || to_anthropic.is_some();
+    let fwd = forward::forward(app, rt, &decision, request_id, serves, &prepare).await?;
+    // Real local servers: OpenAI's shape, tool calls repaired (or escalated).
+    let fwd = local::settle(
+        app, rt, &decision, endpoint, request_id, &body, fwd, &prepare,
     )
     .await?;
     let mut fwd = fwd;

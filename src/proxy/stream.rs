@@ -10,19 +10,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::record::{End, Ledger, output_text_len};
-use crate::app::BoxError;
+use crate::app::{Body as UpstreamBody, BoxError};
 use crate::protocol::openai::{Usage, usage_of_chunk};
 use crate::protocol::sse::{SseSplitter, data_of};
 
 pin_project! {
     pub struct MeteredStream {
         #[pin]
-        inner: Incoming,
+        inner: UpstreamBody,
         splitter: SseSplitter,
         // Set when tiergate itself asked for usage: the usage-only chunk is not the client's.
         strip_usage: bool,
@@ -59,7 +58,7 @@ impl Drop for Meter {
 
 impl MeteredStream {
     pub fn new(
-        inner: Incoming,
+        inner: UpstreamBody,
         ledger: Ledger,
         permit: OwnedSemaphorePermit,
         strip_usage: bool,
@@ -130,7 +129,7 @@ impl Body for MeteredStream {
                 Poll::Ready(Some(Err(e))) => {
                     *this.done = true;
                     this.meter.finish(End::Broken);
-                    return Poll::Ready(Some(Err(Box::new(e))));
+                    return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     let data = match frame.into_data() {

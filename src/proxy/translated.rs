@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::app::Body as UpstreamBody;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -156,7 +156,7 @@ impl Drop for Meter {
 pin_project! {
     pub struct TranslatedStream {
         #[pin]
-        inner: Incoming,
+        inner: UpstreamBody,
         splitter: SseSplitter,
         meter: Meter,
         pending: Option<Bytes>,
@@ -166,7 +166,7 @@ pin_project! {
 
 impl TranslatedStream {
     pub fn new(
-        inner: Incoming,
+        inner: UpstreamBody,
         translator: Box<dyn StreamTranslator>,
         ledger: Ledger,
         permit: OwnedSemaphorePermit,

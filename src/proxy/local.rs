@@ -1,0 +1,286 @@
+//! Where the proxy applies `crate::local` to upstreams marked `repair: true`: answers are
+//! normalised to OpenAI's shape and tool calls written as text become `tool_calls`, whole
+//! bodies at once and streams event by event. With `escalate_unrepaired_tool_calls`, a
+//! tool-offering request whose answer cannot be repaired goes to the tier's next upstream;
+//! to decide that before the client sees a byte, such an answer is read whole first.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Response, header};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use super::Endpoint;
+use super::forward::{self, Forwarded};
+use crate::app::{App, Body, BoxError, Runtime, full};
+use crate::config::Upstream;
+use crate::error::GatewayError;
+use crate::local::{self, Outcome, StreamFix, ToolOffer};
+use crate::protocol::sse::SseSplitter;
+use crate::routing::Decision;
+use crate::upstream::UpstreamRuntime;
+
+const ESCALATION_REASON: &str = "unrepaired_tool_call";
+
+/// Applies normalisation and repair to the answer in `fwd` when its upstream asks for it,
+/// escalating an unrepairable tool call where the policy allows. Other answers pass as they
+/// are. (The arguments are the proxy's own, passed on to `forward_to` when escalating.)
+#[allow(clippy::too_many_arguments)]
+pub async fn settle(
+    app: &Arc<App>,
+    rt: &Runtime,
+    decision: &Decision,
+    endpoint: Endpoint,
+    request_id: &str,
+    request: &Bytes,
+    fwd: Forwarded,
+    prepare: impl Fn(&Upstream, &UpstreamRuntime) -> forward::Outgoing,
+) -> Result<Forwarded, GatewayError> {
+    let up = &rt.policy.upstreams[fwd.upstream];
+    if !up.repair {
+        return Ok(fwd);
+    }
+    let offer = match endpoint {
+        Endpoint::Chat => ToolOffer::from_request(request),
+        Endpoint::Completions => None,
+    };
+    let rest = rest_of_route(rt, decision, fwd.upstream);
+    let judge_first = up.escalate_unrepaired_tool_calls
+        && offer.is_some()
+        && !rest.is_empty()
+        && fwd.response.status().is_success();
+    if !judge_first {
+        return Ok(fix(app, up, offer, fwd).await);
+    }
+    let from = up.name.clone();
+    let (fixed, outcome) = read_and_fix(up, offer.as_ref(), fwd).await;
+    count(app, &from, outcome.as_ref());
+    if !matches!(outcome, Some(Outcome::Failed(_))) {
+        return Ok(fixed);
+    }
+    match forward::forward_to(app, rt, decision.tier, &rest, request_id, prepare).await {
+        Ok(next) => {
+            let to = &rt.policy.upstreams[next.upstream];
+            app.metrics
+                .escalations
+                .with_label_values(&[&from, &to.name, ESCALATION_REASON])
+                .inc();
+            tracing::info!(request_id, from = %from, to = %to.name, "unrepaired tool call escalated");
+            Ok(if to.repair {
+                fix(app, to, offer, next).await
+            } else {
+                next
+            })
+        }
+        // Nothing better to be had: the local answer, as it is.
+        Err(e) => {
+            tracing::warn!(request_id, from = %from, "unrepaired tool call not escalated: {e}");
+            Ok(fixed)
+        }
+    }
+}
+
+/// The upstreams of the route that come after `upstream`.
+fn rest_of_route(rt: &Runtime, decision: &Decision, upstream: usize) -> Vec<usize> {
+    let order = forward::candidates(rt, decision);
+    order
+        .iter()
+        .position(|&u| u == upstream)
+        .map_or_else(Vec::new, |i| order[i + 1..].to_vec())
+}
+
+fn is_sse(resp: &Response<Body>) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Wraps the answer's body in the fixes: streams event by event, whole bodies at once.
+async fn fix(app: &Arc<App>, up: &Upstream, offer: Option<ToolOffer>, fwd: Forwarded) -> Forwarded {
+    if is_sse(&fwd.response) {
+        let (parts, body) = fwd.response.into_parts();
+        let fixing = FixingStream {
+            inner: body,
+            splitter: SseSplitter::new(),
+            fix: StreamFix::new(&up.model, offer),
+            out: VecDeque::new(),
+            done: false,
+            counter: Some((app.clone(), up.name.clone())),
+        };
+        return Forwarded {
+            response: Response::from_parts(parts, fixing.boxed_unsync()),
+            ..fwd
+        };
+    }
+    let (fixed, outcome) = read_and_fix(up, offer.as_ref(), fwd).await;
+    count(app, &up.name, outcome.as_ref());
+    fixed
+}
+
+/// Reads the whole answer and fixes it; the outcome says whether a tool call was repaired.
+/// A body that breaks off is handed on as broken, for the proxy to account.
+async fn read_and_fix(
+    up: &Upstream,
+    offer: Option<&ToolOffer>,
+    fwd: Forwarded,
+) -> (Forwarded, Option<Outcome>) {
+    let sse = is_sse(&fwd.response);
+    let (mut parts, body) = fwd.response.into_parts();
+    let left = up.timeouts.total.saturating_sub(fwd.first_sent.elapsed());
+    let bytes = match tokio::time::timeout(left, body.collect()).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) => {
+            return (
+                Forwarded {
+                    response: Response::from_parts(parts, broken(e)),
+                    ..fwd
+                },
+                None,
+            );
+        }
+        Err(_) => {
+            let e = format!("{} did not finish within {:?}", up.name, up.timeouts.total);
+            return (
+                Forwarded {
+                    response: Response::from_parts(parts, broken(e.into())),
+                    ..fwd
+                },
+                None,
+            );
+        }
+    };
+    let (out, outcome) = if sse {
+        let mut fix = StreamFix::new(&up.model, offer.cloned());
+        let mut splitter = SseSplitter::new();
+        let (mut events, mut out) = (Vec::new(), Vec::new());
+        splitter.push(bytes, &mut events);
+        events.extend(splitter.take_rest());
+        for e in events {
+            fix.push(e, &mut out);
+        }
+        fix.finish(&mut out);
+        (out.concat(), fix.outcome().cloned())
+    } else {
+        let fixed = local::fix_body(parts.status.as_u16(), &bytes, &up.model, offer);
+        if !parts.status.is_success() {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+        }
+        (fixed.body, fixed.outcome)
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    (
+        Forwarded {
+            response: Response::from_parts(parts, full(out)),
+            ..fwd
+        },
+        outcome,
+    )
+}
+
+fn broken(e: BoxError) -> Body {
+    let once = futures_util::stream::once(async move { Err::<Frame<Bytes>, BoxError>(e) });
+    http_body_util::StreamBody::new(once).boxed_unsync()
+}
+
+/// Counts a repair's outcome (plain answers are not counted).
+fn count(app: &App, upstream: &str, outcome: Option<&Outcome>) {
+    let label = match outcome {
+        Some(Outcome::Repaired(_)) => "repaired",
+        Some(Outcome::Failed(why)) => {
+            tracing::info!(
+                upstream,
+                "tool call written as text could not be repaired: {why}"
+            );
+            "failed"
+        }
+        _ => return,
+    };
+    app.metrics
+        .tool_call_repairs
+        .with_label_values(&[upstream, label])
+        .inc();
+}
+
+/// A streamed answer passed through `StreamFix`, event by event.
+struct FixingStream {
+    inner: Body,
+    splitter: SseSplitter,
+    fix: StreamFix,
+    out: VecDeque<Bytes>,
+    done: bool,
+    /// Taken when the outcome is counted, at the end of the stream.
+    counter: Option<(Arc<App>, String)>,
+}
+
+impl FixingStream {
+    fn end(&mut self) {
+        let mut out = Vec::new();
+        if let Some(rest) = self.splitter.take_rest() {
+            self.fix.push(rest, &mut out);
+        }
+        self.fix.finish(&mut out);
+        self.out.extend(out);
+        if let Some((app, upstream)) = self.counter.take() {
+            count(&app, &upstream, self.fix.outcome());
+        }
+    }
+}
+
+impl http_body::Body for FixingStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(b) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.done = true;
+                    this.end();
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let mut events = Vec::new();
+                    this.splitter.push(data, &mut events);
+                    let mut out = Vec::new();
+                    for e in events {
+                        this.fix.push(e, &mut out);
+                    }
+                    this.out.extend(out);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.out.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
