@@ -3,14 +3,14 @@
 //! once, when the stream ends, breaks, or is dropped because the client hung up (and dropping
 //! the upstream body closes the upstream connection: nobody pays for tokens nobody reads).
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use prometheus::Histogram;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::record::{End, Ledger, output_text_len};
@@ -25,8 +25,12 @@ pin_project! {
         splitter: SseSplitter,
         // Set when tiergate itself asked for usage: the usage-only chunk is not the client's.
         strip_usage: bool,
-        out: VecDeque<Bytes>,
+        batch: Batch,
+        // Polls in a row that brought nothing new while a batch waits.
+        idle_polls: u8,
         meter: Meter,
+        // An upstream error held back until the bytes read before it are sent.
+        error: Option<BoxError>,
         done: bool,
     }
 }
@@ -34,6 +38,7 @@ pin_project! {
 /// The accounting state; records on `finish` or, failing that, on drop.
 struct Meter {
     ledger: Option<Ledger>,
+    chunk_gap: Histogram,
     usage: Option<Usage>,
     ttft: Option<Duration>,
     last_chunk: Option<Instant>,
@@ -63,13 +68,21 @@ impl MeteredStream {
         permit: OwnedSemaphorePermit,
         strip_usage: bool,
     ) -> Self {
+        let labels = [
+            ledger.rt.policy.tiers[ledger.tier].name.as_str(),
+            ledger.rt.policy.upstreams[ledger.upstream].name.as_str(),
+        ];
+        let chunk_gap = ledger.app.metrics.chunk_gap.with_label_values(&labels);
         MeteredStream {
             inner,
             splitter: SseSplitter::new(),
             strip_usage,
-            out: VecDeque::new(),
+            batch: Batch::default(),
+            idle_polls: 0,
+            error: None,
             meter: Meter {
                 ledger: Some(ledger),
+                chunk_gap,
                 usage: None,
                 ttft: None,
                 last_chunk: None,
@@ -99,100 +112,168 @@ fn mentions_usage(data: &[u8]) -> bool {
     false
 }
 
+impl Meter {
+    /// Reads timing, text and usage off one upstream chunk; returns what the client gets.
+    fn observe(
+        &mut self,
+        data: Bytes,
+        splitter: &mut SseSplitter,
+        strip_usage: bool,
+        out: &mut Batch,
+    ) {
+        let now = Instant::now();
+        if let Some(prev) = self.last_chunk {
+            self.chunk_gap.observe((now - prev).as_secs_f64());
+        }
+        self.last_chunk = Some(now);
+        let mut events = Vec::new();
+        splitter.push(data.clone(), &mut events);
+        for event in events {
+            let payload = data_of(&event);
+            let text = payload.as_deref().map_or(0, output_text_len);
+            if text > 0 && self.ttft.is_none() {
+                self.ttft = self.ledger.as_ref().map(|l| now - l.started);
+            }
+            self.output_text += text;
+            let usage_only = match payload {
+                Some(d) if mentions_usage(&d) => match usage_of_chunk(&d) {
+                    Some((u, only)) => {
+                        self.usage = Some(u);
+                        only
+                    }
+                    None => false,
+                },
+                _ => false,
+            };
+            // Stripping sends whole events only (slices of the upstream's bytes, not copies).
+            if strip_usage && !usage_only {
+                out.push(event);
+            }
+        }
+        if !strip_usage {
+            // The upstream's bytes exactly as they came.
+            out.push(data);
+        }
+    }
+}
+
+/// Above this many bytes a batch goes out without waiting for more.
+const BATCH_LIMIT: usize = 64 * 1024;
+/// How many empty polls a waiting batch allows before it goes out.
+const IDLE_POLLS: u8 = 2;
+
 impl Body for MeteredStream {
     type Data = Bytes;
     type Error = BoxError;
 
+    /// Sends on what the upstream has delivered as one frame. The upstream connection hands
+    /// over one chunk per poll, so after a chunk this yields once to let it hand over what it
+    /// already has: a burst of small events then costs one write to the client, not one per
+    /// event (loopback or not, each write is a syscall and a wake-up). Nothing waits on the
+    /// network for it: a poll that brings nothing new sends the batch.
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        loop {
-            if let Some(b) = this.out.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(b))));
-            }
-            if *this.done {
-                return Poll::Ready(None);
-            }
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let mut progressed = false;
+        while !*this.done && this.batch.len() < BATCH_LIMIT {
             match this.inner.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => break,
                 Poll::Ready(None) => {
                     *this.done = true;
                     if let Some(rest) = this.splitter.take_rest()
                         && *this.strip_usage
                     {
-                        this.out.push_back(rest);
+                        this.batch.push(rest);
                     }
                     this.meter.finish(End::Complete);
                 }
                 Poll::Ready(Some(Err(e))) => {
                     *this.done = true;
                     this.meter.finish(End::Broken);
-                    return Poll::Ready(Some(Err(e)));
+                    *this.error = Some(e);
                 }
                 Poll::Ready(Some(Ok(frame))) => {
-                    let data = match frame.into_data() {
-                        Ok(d) => d,
-                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                    };
-                    let now = Instant::now();
-                    let meter = &mut *this.meter;
-                    if let (Some(ledger), Some(prev)) = (&meter.ledger, meter.last_chunk) {
-                        let labels = [
-                            ledger.rt.policy.tiers[ledger.tier].name.as_str(),
-                            ledger.rt.policy.upstreams[ledger.upstream].name.as_str(),
-                        ];
-                        ledger
-                            .app
-                            .metrics
-                            .chunk_gap
-                            .with_label_values(&labels)
-                            .observe((now - prev).as_secs_f64());
-                    }
-                    meter.last_chunk = Some(now);
-                    let mut events = Vec::new();
-                    this.splitter.push(data.clone(), &mut events);
-                    let mut kept = Vec::with_capacity(events.len());
-                    for event in events {
-                        let data = data_of(&event);
-                        let text = data.as_deref().map_or(0, output_text_len);
-                        if text > 0 && meter.ttft.is_none() {
-                            meter.ttft = meter.ledger.as_ref().map(|l| now - l.started);
-                        }
-                        meter.output_text += text;
-                        let usage_only = match data {
-                            Some(d) if mentions_usage(&d) => match usage_of_chunk(&d) {
-                                Some((u, only)) => {
-                                    meter.usage = Some(u);
-                                    only
-                                }
-                                None => false,
-                            },
-                            _ => false,
-                        };
-                        if !(*this.strip_usage && usage_only) {
-                            kept.push(event);
-                        }
-                    }
-                    if *this.strip_usage {
-                        // Whole events only (slices of the upstream's bytes, not copies).
-                        this.out.extend(kept);
-                    } else {
-                        // Pass the upstream's bytes on exactly as they came.
-                        this.out.push_back(data);
+                    progressed = true;
+                    // SSE has no trailers; only data frames carry anything.
+                    if let Ok(data) = frame.into_data() {
+                        this.meter
+                            .observe(data, this.splitter, *this.strip_usage, this.batch);
                     }
                 }
             }
         }
+        if !*this.done && this.batch.len() < BATCH_LIMIT && !this.batch.is_empty() {
+            if progressed {
+                *this.idle_polls = 0;
+            }
+            if *this.idle_polls < IDLE_POLLS {
+                *this.idle_polls += 1;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        *this.idle_polls = 0;
+        match this.batch.take() {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            None => match this.error.take() {
+                Some(e) => Poll::Ready(Some(Err(e))),
+                None if *this.done => Poll::Ready(None),
+                None => Poll::Pending,
+            },
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.out.is_empty()
+        self.done && self.batch.is_empty() && self.error.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+/// Bytes gathered for one frame; copies only when there is more than one piece.
+#[derive(Default)]
+struct Batch {
+    first: Option<Bytes>,
+    more: Option<BytesMut>,
+}
+
+impl Batch {
+    fn push(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        match (&mut self.first, &mut self.more) {
+            (None, _) => self.first = Some(b),
+            (Some(_), Some(m)) => m.extend_from_slice(&b),
+            (Some(f), None) => {
+                let mut m = BytesMut::with_capacity((f.len() + b.len()) * 8);
+                m.extend_from_slice(f);
+                m.extend_from_slice(&b);
+                self.more = Some(m);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.more
+            .as_ref()
+            .map_or_else(|| self.first.as_ref().map_or(0, Bytes::len), BytesMut::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn take(&mut self) -> Option<Bytes> {
+        let first = self.first.take();
+        self.more.take().map(BytesMut::freeze).or(first)
     }
 }
 
