@@ -1,8 +1,10 @@
-//! The command line: `serve`, `check`, `classify`.
+//! The command line: `serve`, `check`, `classify`, `eval` (and the hidden `train`).
 
 mod check;
 mod classify;
+mod eval;
 mod serve;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tiergate", version, about = "Routes coding requests between a local model and frontier APIs")]
+#[command(
+    name = "tiergate",
+    version,
+    about = "Routes coding requests between a local model and frontier APIs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,6 +40,28 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Measure the classifier on labelled JSON Lines: leave-one-source-out, bare and wrapped.
+    Eval {
+        /// Rows of {"source", "tier", "prompt"} (e.g. tests/fixtures/routing/dev.jsonl).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// List the rows each fold got wrong.
+        #[arg(long)]
+        errors: bool,
+        /// Training parameters for the folds, `epochs=40,lr=0.2,l2h=0.001,l2d=0.001,seed=7`.
+        #[arg(long)]
+        params: Option<String>,
+    },
+    /// Rebuild the classifier's weights (src/routing/model.json) from labelled JSON Lines.
+    #[command(hide = true)]
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -42,5 +70,12 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Check { policy } => check::run(policy.as_deref()),
         Command::Classify { policy, explain } => classify::run(policy.as_deref(), explain),
+        Command::Eval {
+            data,
+            policy,
+            errors,
+            params,
+        } => eval::run(&data, policy.as_deref(), errors, params.as_deref()),
+        Command::Train { data, out } => train::run(&data, &out),
     }
 }
