@@ -10,7 +10,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::{self, Policy};
+use std::sync::Arc;
+
 use crate::routing::classifier::Explanation;
+use crate::routing::model::Model;
 use crate::routing::{Conversation, classifier, decide};
 
 #[derive(Deserialize)]
@@ -82,14 +85,27 @@ pub fn classify_line(policy: &Policy, line: &str, explain: bool) -> serde_json::
     out
 }
 
-pub fn run(policy: Option<&Path>, explain: bool) -> ExitCode {
-    let policy = match config::load(policy) {
+pub fn run(policy: Option<&Path>, explain: bool, model: Option<&Path>) -> ExitCode {
+    let mut policy = match config::load(policy) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "{e}");
             return ExitCode::FAILURE;
         }
     };
+    // A candidate model (from `tiergate train`) instead of the embedded one.
+    if let Some(path) = model {
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Model::from_json(&t))
+        {
+            Ok(m) => policy.classifier = policy.classifier.with_model(Arc::new(m)),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "{}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in stdin.lines() {

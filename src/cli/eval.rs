@@ -30,14 +30,25 @@ pub fn run(data: &Path, policy: Option<&Path>, errors: bool, params: Option<&str
         }
     };
     let cc = &policy.classifier;
-    let params = match TrainParams::default().with_spec(params.unwrap_or("")) {
+    // Feature settings are not training parameters: split them off.
+    let spec = params.unwrap_or("");
+    let mut features = cc.model.features;
+    let mut rest = Vec::new();
+    for kv in spec.split(',').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("chars", v)) => features.char_ngrams = v == "1",
+            Some(("bits", v)) => features.hash_bits = v.parse().unwrap_or(features.hash_bits),
+            _ => rest.push(kv),
+        }
+    }
+    let params = match TrainParams::default().with_spec(&rest.join(",")) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(err, "--params: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let reports = match eval::loso(&rows, cc, params, wrap::ALL) {
+    let reports = match eval::loso(&rows, cc, features, params, wrap::ALL) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "evaluation failed: {e}");

@@ -39,6 +39,9 @@ enum Command {
         /// Add the features and the per-feature weights behind each decision.
         #[arg(long)]
         explain: bool,
+        /// A model file from `tiergate train` instead of the embedded one.
+        #[arg(long, hide = true)]
+        model: Option<PathBuf>,
     },
     /// Measure the classifier on labelled JSON Lines: leave-one-source-out, bare and wrapped.
     Eval {
@@ -69,7 +72,11 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Check { policy } => check::run(policy.as_deref()),
-        Command::Classify { policy, explain } => classify::run(policy.as_deref(), explain),
+        Command::Classify {
+            policy,
+            explain,
+            model,
+        } => classify::run(policy.as_deref(), explain, model.as_deref()),
         Command::Eval {
             data,
             policy,

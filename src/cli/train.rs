@@ -10,7 +10,7 @@ use crate::routing::features::FeatureConfig;
 use crate::routing::model::TrainParams;
 
 pub const FEATURES: FeatureConfig = FeatureConfig {
-    hash_bits: 18,
+    hash_bits: 16,
     char_ngrams: true,
 };
 

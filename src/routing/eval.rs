@@ -170,11 +170,25 @@ impl Report {
     }
 }
 
+/// 0 = every row counts the same; 1 = every source counts the same.
+const SOURCE_BALANCE: f32 = 1.0;
+
 /// Features of every row, computed once.
 pub fn featurize(rows: &[Row], cfg: FeatureConfig) -> Vec<Example> {
     let lex = Lexicon::new();
+    let mut per_source: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rows {
+        *per_source.entry(&r.source).or_default() += 1;
+    }
+    let mean = rows.len() as f32 / per_source.len().max(1) as f32;
     rows.iter()
-        .map(|r| Example::new(&r.prompt, cfg, &lex, r.architecture()))
+        .map(|r| {
+            let mut e = Example::new(&r.prompt, cfg, &lex, r.architecture());
+            // Every source counts the same, however many rows it has.
+            e.weight = (mean / per_source.get(r.source.as_str()).copied().unwrap_or(1) as f32)
+                .powf(SOURCE_BALANCE);
+            e
+        })
         .collect()
 }
 
@@ -205,6 +219,21 @@ pub fn fold_models(
     Ok(out)
 }
 
+/// (raw logit from the model that did not see the row's source, label) for every row.
+fn out_of_fold(
+    rows: &[Row],
+    examples: &[Example],
+    folds: &BTreeMap<String, Model>,
+) -> Vec<(f64, f64)> {
+    rows.iter()
+        .zip(examples)
+        .map(|(r, e)| {
+            let z = folds.get(&r.source).map_or(0.0, |m| m.raw_logit(e));
+            (z, if r.architecture() { 1.0 } else { 0.0 })
+        })
+        .collect()
+}
+
 /// Trains the model to ship: Platt calibration fitted on leave-one-source-out logits, then
 /// weights from all rows.
 pub fn train_shipped(
@@ -215,36 +244,37 @@ pub fn train_shipped(
 ) -> Result<Model, String> {
     let examples = featurize(rows, cfg);
     let folds = fold_models(rows, &examples, cfg, p)?;
-    let mut points = Vec::with_capacity(rows.len());
-    for (r, e) in rows.iter().zip(&examples) {
-        if let Some(m) = folds.get(&r.source) {
-            points.push((m.raw_logit(e), if r.architecture() { 1.0 } else { 0.0 }));
-        }
-    }
-    let calibration = model::fit_calibration(&points);
+    let calibration = model::fit_calibration(&out_of_fold(rows, &examples, &folds));
     let all: Vec<&Example> = examples.iter().collect();
     Ok(model::train(&all, cfg, p)?.with_calibration(calibration, trained_on))
 }
 
-/// Leave-one-source-out reports, one per wrapping. Fold models use the policy's calibration,
-/// threshold, bias and rules (`cc`), so the figures are the ones the gateway would give.
+/// Leave-one-source-out reports, one per wrapping. Fold models use the policy's threshold,
+/// bias and rules (`cc`), so the figures are the ones the gateway would give.
 pub fn loso(
     rows: &[Row],
     cc: &CompiledClassifier,
+    cfg: FeatureConfig,
     p: TrainParams,
     wrappings: &[Wrapping],
 ) -> Result<Vec<(Wrapping, Report)>, String> {
-    let cfg = cc.model.features;
     let examples = featurize(rows, cfg);
     let folds = fold_models(rows, &examples, cfg, p)?;
+    let points = out_of_fold(rows, &examples, &folds);
+    // Each fold is calibrated on the other sources' out-of-fold logits, never its own.
     let folds: BTreeMap<String, CompiledClassifier> = folds
         .into_iter()
         .map(|(s, m)| {
+            let others: Vec<(f64, f64)> = rows
+                .iter()
+                .zip(&points)
+                .filter(|(r, _)| r.source != s)
+                .map(|(_, p)| *p)
+                .collect();
+            let c = model::fit_calibration(&others);
             (
                 s,
-                cc.with_model(Arc::new(
-                    m.with_calibration(cc.model.calibration, String::new()),
-                )),
+                cc.with_model(Arc::new(m.with_calibration(c, String::new()))),
             )
         })
         .collect();

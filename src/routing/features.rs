@@ -17,10 +17,9 @@ pub enum Kind {
 
 /// Names of the dense features, in order, after the cue groups.
 pub const EXTRA: &[&str] = &[
-    "length",
+    "arch_variety",
     "paths",
     "code",
-    "bullets",
     "question",
     "arch_cue_density",
     "prim_cue_density",
@@ -39,6 +38,9 @@ pub fn dense_name(i: usize) -> &'static str {
         EXTRA.get(i - GROUPS.len()).copied().unwrap_or("?")
     }
 }
+
+/// The first groups of `GROUPS` are evidence for architecture, the rest for primitive.
+const ARCH_GROUPS: usize = 7;
 
 /// Tasks longer than this are hashed up to here; the rest is still counted for paths.
 pub const MAX_HASHED_BYTES: usize = 64 * 1024;
@@ -253,7 +255,7 @@ pub fn extract(
     let text = cut(text, MAX_HASHED_BYTES);
     let bits = cfg.hash_bits;
     let mut groups = vec![0u32; GROUPS.len()];
-    let (mut n_words, mut n_word_feats, mut n_char_feats, mut bullets) = (0u32, 0u32, 0u32, 0u32);
+    let (mut n_words, mut n_word_feats, mut n_char_feats) = (0u32, 0u32, 0u32);
     let mut paths: Vec<u64> = Vec::new();
     let mut code = text.contains("```") || text.contains("assert ") || text.contains(">>>");
     let mut prev: Option<u64> = None;
@@ -265,10 +267,6 @@ pub fn extract(
         if t.starts_with('#') {
             prev = None;
             continue;
-        }
-        if t.starts_with("- ") || t.starts_with("* ") || t.starts_with("+ ") || t.starts_with("- [")
-        {
-            bullets += 1;
         }
         if line.starts_with("    ") && t.contains(['(', '=', ';']) {
             code = true;
@@ -353,13 +351,13 @@ pub fn extract(
     }
     let mut values = Vec::with_capacity(dense_len());
     values.extend(groups.iter().map(|&c| (1.0 + c as f32).ln()));
-    let arch: u32 = groups[..6].iter().sum();
-    let prim: u32 = groups[6..].iter().sum();
+    let arch: u32 = groups[..ARCH_GROUPS].iter().sum();
+    let prim: u32 = groups[ARCH_GROUPS..].iter().sum();
+    let variety = groups[..ARCH_GROUPS].iter().filter(|&&c| c > 0).count();
     let root = (n_words.max(1) as f32).sqrt();
-    values.push((1.0 + n_words as f32).ln() / 7.0);
+    values.push(variety as f32 / ARCH_GROUPS as f32);
     values.push((1.0 + paths.len() as f32).ln());
     values.push(if code { 1.0 } else { 0.0 });
-    values.push((1.0 + bullets as f32).ln());
     values.push(if text.trim_end().ends_with('?') {
         1.0
     } else {
@@ -373,6 +371,14 @@ pub fn extract(
         chars: n_char_feats,
     }
 }
+
+/// The scale of each hashed feature of a kind emitted `n` times: between the sum (which
+/// lets long texts shout) and the mean (which lets one word decide a short text).
+pub fn norm(n: u32) -> f64 {
+    1.0 / f64::from(n.max(1)).powf(NORM_POWER)
+}
+
+const NORM_POWER: f64 = 0.35;
 
 /// `text` cut to at most `max` bytes, on a char boundary.
 pub fn cut(text: &str, max: usize) -> &str {

@@ -116,8 +116,8 @@ impl Model {
                 Kind::Char => char_sum += f64::from(w),
             }
         });
-        let word_scale = 1.0 / f64::from(d.words.max(1)).sqrt();
-        let char_scale = 1.0 / f64::from(d.chars.max(1)).sqrt();
+        let word_scale = features::norm(d.words);
+        let char_scale = features::norm(d.chars);
         let a = self.calibration.a;
         let dense: Vec<f64> = d
             .values
@@ -166,14 +166,16 @@ pub struct Example {
     pub dense: Vec<f32>,
     /// 1.0 = architecture.
     pub label: f32,
+    /// Relative weight in training (sources are balanced so none dominates).
+    pub weight: f32,
 }
 
 impl Example {
     pub fn new(text: &str, cfg: FeatureConfig, lexicon: &Lexicon, architecture: bool) -> Example {
         let mut raw: Vec<(Kind, u32)> = Vec::new();
         let d: Dense = features::extract(text, cfg, lexicon, |k, i, _| raw.push((k, i)));
-        let ws = 1.0 / (d.words.max(1) as f32).sqrt();
-        let cs = 1.0 / (d.chars.max(1) as f32).sqrt();
+        let ws = features::norm(d.words) as f32;
+        let cs = features::norm(d.chars) as f32;
         let mut hashed: Vec<(u32, f32)> = raw
             .into_iter()
             .map(|(k, i)| (i, if k == Kind::Word { ws } else { cs }))
@@ -191,6 +193,7 @@ impl Example {
             hashed,
             dense: d.values,
             label: if architecture { 1.0 } else { 0.0 },
+            weight: 1.0,
         }
     }
 }
@@ -243,9 +246,19 @@ pub fn train(examples: &[&Example], cfg: FeatureConfig, p: TrainParams) -> Resul
     let mut w = vec![0.0f32; 1 << cfg.hash_bits];
     let mut wd = vec![0.0f32; n_dense];
     let mut bias = 0.0f32;
-    let pos = examples.iter().filter(|e| e.label > 0.5).count().max(1) as f32;
-    let neg = (examples.len() as f32 - pos).max(1.0);
-    let total = examples.len() as f32;
+    let pos = examples
+        .iter()
+        .filter(|e| e.label > 0.5)
+        .map(|e| e.weight)
+        .sum::<f32>()
+        .max(1e-3);
+    let neg = examples
+        .iter()
+        .filter(|e| e.label <= 0.5)
+        .map(|e| e.weight)
+        .sum::<f32>()
+        .max(1e-3);
+    let total = pos + neg;
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut rng = p.seed.max(1);
     for epoch in 0..p.epochs {
@@ -264,7 +277,7 @@ pub fn train(examples: &[&Example], cfg: FeatureConfig, p: TrainParams) -> Resul
             } else {
                 total / (2.0 * neg)
             };
-            let g = (sigmoid(f64::from(z)) as f32 - e.label) * weight;
+            let g = (sigmoid(f64::from(z)) as f32 - e.label) * weight * e.weight;
             for &(i, x) in &e.hashed {
                 let wi = &mut w[i as usize];
                 *wi -= lr * (g * x + p.l2_hashed * *wi);
