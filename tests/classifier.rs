@@ -1,7 +1,7 @@
 //! The classifier on client request shapes, on every policy in policies/, from the command
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! line, and leave-one-source-out on the dev data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
