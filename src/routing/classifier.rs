@@ -124,6 +124,9 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
             contributions.push((dense_name(i).to_string(), *c));
         }
     }
+    contributions.push(("intercept".into(), s.intercept));
+    contributions.push(("character n-grams".into(), s.char_total));
+    contributions.push(("word n-grams".into(), s.word_total));
     for (c, w) in &s.words {
         contributions.push((format!("word \"{w}\""), *c));
     }

@@ -16,14 +16,7 @@ pub enum Kind {
 }
 
 /// Names of the dense features, in order, after the cue groups.
-pub const EXTRA: &[&str] = &[
-    "arch_variety",
-    "paths",
-    "code",
-    "question",
-    "arch_cue_density",
-    "prim_cue_density",
-];
+pub const EXTRA: &[&str] = &["arch_variety", "paths", "code", "question", "cue_balance"];
 
 /// Number of dense features: one per cue group plus `EXTRA`.
 pub fn dense_len() -> usize {
@@ -255,7 +248,7 @@ pub fn extract(
     let text = cut(text, MAX_HASHED_BYTES);
     let bits = cfg.hash_bits;
     let mut groups = vec![0u32; GROUPS.len()];
-    let (mut n_words, mut n_word_feats, mut n_char_feats) = (0u32, 0u32, 0u32);
+    let (mut n_word_feats, mut n_char_feats) = (0u32, 0u32);
     let mut paths: Vec<u64> = Vec::new();
     let mut code = text.contains("```") || text.contains("assert ") || text.contains(">>>");
     let mut prev: Option<u64> = None;
@@ -301,10 +294,12 @@ pub fn extract(
                 lower.clear();
                 if word.bytes().all(|b| b.is_ascii_digit()) {
                     lower.push('0');
+                } else if word.is_ascii() {
+                    lower.push_str(word);
+                    lower.make_ascii_lowercase();
                 } else {
                     lower.extend(word.chars().flat_map(char::to_lowercase));
                 }
-                n_words += 1;
                 let s = stem(&lower);
                 let hs = fnv(STEM_SEED, s.as_bytes());
                 let hr = fnv(RAW_SEED, lower.as_bytes());
@@ -341,8 +336,8 @@ pub fn extract(
                         }
                     };
                     for k in 0..=n - 4 {
-                        let g = [at(k), at(k + 1), at(k + 2), at(k + 3)];
-                        visit(Kind::Char, index(fnv(CHAR_SEED, &g), bits), "");
+                        let g = u32::from_le_bytes([at(k), at(k + 1), at(k + 2), at(k + 3)]);
+                        visit(Kind::Char, index(u64::from(g) ^ CHAR_SEED, bits), "");
                         n_char_feats += 1;
                     }
                 }
@@ -354,7 +349,6 @@ pub fn extract(
     let arch: u32 = groups[..ARCH_GROUPS].iter().sum();
     let prim: u32 = groups[ARCH_GROUPS..].iter().sum();
     let variety = groups[..ARCH_GROUPS].iter().filter(|&&c| c > 0).count();
-    let root = (n_words.max(1) as f32).sqrt();
     values.push(variety as f32 / ARCH_GROUPS as f32);
     values.push((1.0 + paths.len() as f32).ln());
     values.push(if code { 1.0 } else { 0.0 });
@@ -363,8 +357,7 @@ pub fn extract(
     } else {
         0.0
     });
-    values.push(arch as f32 / root);
-    values.push(prim as f32 / root);
+    values.push(((1.0 + arch as f32) / (1.0 + prim as f32)).ln());
     Dense {
         values,
         words: n_word_feats,

@@ -58,6 +58,11 @@ pub struct TextScore {
     pub dense: Vec<f64>,
     /// Word unigrams that weighed most, as (contribution, stem).
     pub words: Vec<(f64, String)>,
+    /// Calibrated contributions of the intercept, of all word n-grams and of all
+    /// character n-grams.
+    pub intercept: f64,
+    pub word_total: f64,
+    pub char_total: f64,
 }
 
 impl Model {
@@ -138,6 +143,9 @@ impl Model {
             logit: a * raw + self.calibration.b,
             dense,
             words,
+            intercept: a * f64::from(self.bias) + self.calibration.b,
+            word_total: a * word_sum * word_scale,
+            char_total: a * char_sum * char_scale,
         }
     }
 }
@@ -240,6 +248,9 @@ impl TrainParams {
     }
 }
 
+/// How fast the intercept learns relative to the weights (0 = no intercept).
+const INTERCEPT_RATE: f32 = 0.0;
+
 /// Trains on `examples` (classes weighted to balance). Deterministic for given inputs.
 pub fn train(examples: &[&Example], cfg: FeatureConfig, p: TrainParams) -> Result<Model, String> {
     let n_dense = features::dense_len();
@@ -285,7 +296,7 @@ pub fn train(examples: &[&Example], cfg: FeatureConfig, p: TrainParams) -> Resul
             for (wj, x) in wd.iter_mut().zip(&e.dense) {
                 *wj -= lr * (g * x + p.l2_dense * *wj);
             }
-            bias -= lr * g;
+            bias -= lr * g * INTERCEPT_RATE;
         }
     }
     let hashed = w

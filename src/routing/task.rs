@@ -61,7 +61,7 @@ const SIDE_CALLS: &[(&str, &str)] = &[
 ];
 
 /// How much of a system prompt or user turn is searched for a side-call marker.
-const SIDE_CALL_SCAN: usize = 4096;
+const SIDE_CALL_SCAN: usize = 1024;
 
 /// Which side call this is, if any.
 pub fn side_call(conv: &Conversation<'_>) -> Option<&'static str> {
@@ -83,7 +83,7 @@ pub fn side_call(conv: &Conversation<'_>) -> Option<&'static str> {
         .find(|t| t.role == Role::User)
         .map(|t| t.text.as_ref());
     let mut check = |text: &str| {
-        let head = super::features::cut(text, SIDE_CALL_SCAN).to_lowercase();
+        let head = super::features::cut(text, SIDE_CALL_SCAN).to_ascii_lowercase();
         SIDE_CALLS
             .iter()
             .find(|(_, m)| head.contains(m))
