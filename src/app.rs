@@ -36,11 +36,7 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(policy: Policy) -> Result<Self, String> {
-        let upstreams = policy
-            .upstreams
-            .iter()
-            .map(upstream::build)
-            .collect::<Result<_, _>>()?;
+        let upstreams = policy.upstreams.iter().map(upstream::build).collect::<Result<_, _>>()?;
         Ok(Runtime { policy, upstreams })
     }
 }
@@ -53,11 +49,7 @@ pub struct App {
 
 impl App {
     pub fn new(runtime: Runtime) -> Arc<Self> {
-        let app = App {
-            runtime: ArcSwap::from_pointee(runtime),
-            metrics: Metrics::new(),
-            ready: AtomicBool::new(true),
-        };
+        let app = App { runtime: ArcSwap::from_pointee(runtime), metrics: Metrics::new(), ready: AtomicBool::new(true) };
         app.publish_upstream_state();
         Arc::new(app)
     }
@@ -66,10 +58,7 @@ impl App {
     pub fn publish_upstream_state(&self) {
         let rt = self.runtime.load();
         for u in &rt.policy.upstreams {
-            self.metrics
-                .upstream_up
-                .with_label_values(&[&u.name])
-                .set(if u.is_enabled() { 1.0 } else { 0.0 });
+            self.metrics.upstream_up.with_label_values(&[&u.name]).set(if u.is_enabled() { 1.0 } else { 0.0 });
         }
     }
 
@@ -94,26 +83,14 @@ impl App {
                 proxy::openai(&self, req, proxy::Endpoint::Completions, &request_id).await
             }
             (&Method::GET, "/v1/models" | "/models") => Ok(self.models()),
-            (&Method::GET, "/healthz") => Ok(text(
-                StatusCode::OK,
-                "text/plain",
-                Bytes::from_static(b"ok\n"),
-            )),
+            (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))),
             (&Method::GET, "/readyz") => Ok(self.readyz()),
-            (&Method::GET, "/metrics") => Ok(text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                Bytes::from(self.metrics.render()),
-            )),
-            (
-                _,
-                "/v1/chat/completions"
-                | "/v1/completions"
-                | "/v1/models"
-                | "/healthz"
-                | "/readyz"
-                | "/metrics",
-            ) => Err(GatewayError::MethodNotAllowed(method.to_string())),
+            (&Method::GET, "/metrics") => {
+                Ok(text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", Bytes::from(self.metrics.render())))
+            }
+            (_, "/v1/chat/completions" | "/v1/completions" | "/v1/models" | "/healthz" | "/readyz" | "/metrics") => {
+                Err(GatewayError::MethodNotAllowed(method.to_string()))
+            }
             _ => Err(GatewayError::NotFound(format!("{method} {path}"))),
         };
         let mut resp = match result {
@@ -135,17 +112,8 @@ impl App {
         let rt = self.runtime.load();
         let p = &rt.policy;
         let mut data = vec![model_entry("auto", "tiergate")];
-        data.extend(
-            p.tiers
-                .iter()
-                .map(|t| model_entry(&t.name, "tiergate-tier")),
-        );
-        data.extend(
-            p.upstreams
-                .iter()
-                .filter(|u| u.is_enabled())
-                .map(|u| model_entry(&u.name, "tiergate-upstream")),
-        );
+        data.extend(p.tiers.iter().map(|t| model_entry(&t.name, "tiergate-tier")));
+        data.extend(p.upstreams.iter().filter(|u| u.is_enabled()).map(|u| model_entry(&u.name, "tiergate-upstream")));
         let body = serde_json::json!({ "object": "list", "data": data });
         json(StatusCode::OK, body.to_string())
     }
@@ -175,14 +143,7 @@ impl App {
             .collect();
         let ready = self.is_ready();
         let body = serde_json::json!({"ready": ready, "policy": p.source, "tiers": tiers, "upstreams": upstreams});
-        json(
-            if ready {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            },
-            body.to_string(),
-        )
+        json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body.to_string())
     }
 }
 
@@ -193,27 +154,20 @@ fn model_entry(id: &str, owner: &str) -> serde_json::Value {
 /// The client's `x-request-id` when it is short and plain (so traces join), else a new one.
 fn request_id(headers: &http::HeaderMap) -> String {
     if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
-        && !v.is_empty()
-        && v.len() <= 64
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return v.to_string();
-    }
+        && !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return v.to_string();
+        }
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 pub fn text(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 

@@ -4,10 +4,7 @@ use http::HeaderMap;
 
 /// One of: codex, claude-code, opencode, cline, continue, aider, openai-sdk, anthropic-sdk, other.
 pub fn kind(headers: &HeaderMap) -> &'static str {
-    let ua = headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ua = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ua = ua.to_ascii_lowercase();
     if headers.contains_key("originator") || ua.contains("codex") {
         "codex"
@@ -42,16 +39,8 @@ mod tests {
 
     #[test]
     fn recognises_recorded_user_agents() {
-        assert_eq!(
-            kind(&with_ua("claude-cli/2.1.332 (external, sdk-cli)")),
-            "claude-code"
-        );
-        assert_eq!(
-            kind(&with_ua(
-                "opencode/1.18.33 ai-sdk/provider-utils/4.0.23 runtime/bun"
-            )),
-            "opencode"
-        );
+        assert_eq!(kind(&with_ua("claude-cli/2.1.332 (external, sdk-cli)")), "claude-code");
+        assert_eq!(kind(&with_ua("opencode/1.18.33 ai-sdk/provider-utils/4.0.23 runtime/bun")), "opencode");
         assert_eq!(kind(&with_ua("OpenAI/Python 2.20.0")), "openai-sdk");
         assert_eq!(kind(&with_ua("ls/JS 5.23.2")), "continue");
         assert_eq!(kind(&with_ua("curl/8")), "other");

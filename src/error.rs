@@ -11,30 +11,19 @@ pub enum GatewayError {
     #[error("Missing required parameter: '{0}'.")]
     MissingField(&'static str),
     #[error("Invalid value for '{param}': {message}")]
-    InvalidField {
-        param: &'static str,
-        message: String,
-    },
+    InvalidField { param: &'static str, message: String },
     #[error("Request body is larger than the limit of {0} bytes.")]
     BodyTooLarge(usize),
     #[error("Could not read the request body: {0}")]
     BodyRead(String),
-    #[error(
-        "The model '{0}' does not exist. Use 'auto', a tier or an upstream listed by GET /v1/models."
-    )]
+    #[error("The model '{0}' does not exist. Use 'auto', a tier or an upstream listed by GET /v1/models.")]
     ModelNotFound(String),
     #[error("The tier '{0}' named by the x-tiergate-tier header does not exist.")]
     TierNotFound(String),
-    #[error(
-        "No upstream is available for tier '{0}' (every upstream of it is disabled or saturated)."
-    )]
+    #[error("No upstream is available for tier '{0}' (every upstream of it is disabled or saturated).")]
     NoUpstream(String),
     #[error("Every upstream of tier '{tier}' failed; last: {detail}")]
-    UpstreamFailed {
-        tier: String,
-        detail: String,
-        kind: UpstreamFailure,
-    },
+    UpstreamFailed { tier: String, detail: String, kind: UpstreamFailure },
     #[error("Unknown request URL: {0}")]
     NotFound(String),
     #[error("Method {0} is not allowed on this URL.")]
@@ -70,11 +59,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
-            InvalidJson(_)
-            | MissingField(_)
-            | InvalidField { .. }
-            | BodyRead(_)
-            | TierNotFound(_) => StatusCode::BAD_REQUEST,
+            InvalidJson(_) | MissingField(_) | InvalidField { .. } | BodyRead(_) | TierNotFound(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ModelNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -133,12 +118,7 @@ impl GatewayError {
 
     /// The OpenAI-shaped JSON body.
     pub fn body(&self) -> Vec<u8> {
-        to_json(
-            &self.to_string(),
-            self.kind(),
-            self.param(),
-            Some(self.code()),
-        )
+        to_json(&self.to_string(), self.kind(), self.param(), Some(self.code()))
     }
 }
 

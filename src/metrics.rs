@@ -2,8 +2,8 @@
 //! from the policy, the rest from fixed vocabularies; never a user, a key or prompt text.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -12,9 +12,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 const OVERHEAD_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 ];
-const CHUNK_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+const CHUNK_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 pub struct Metrics {
     pub registry: Registry,
@@ -57,162 +55,44 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> 
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    reg(
-        r,
-        IntCounterVec::new(Opts::new(name, help), labels)
-            .unwrap_or_else(|e| panic!("metric {name}: {e}")),
-    )
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}")))
 }
 
 fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
-    reg(
-        r,
-        prometheus::CounterVec::new(Opts::new(name, help), labels)
-            .unwrap_or_else(|e| panic!("metric {name}: {e}")),
-    )
+    reg(r, prometheus::CounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}")))
 }
 
-fn histogram(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> HistogramVec {
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    reg(
-        r,
-        HistogramVec::new(opts, labels).unwrap_or_else(|e| panic!("metric {name}: {e}")),
-    )
+    reg(r, HistogramVec::new(opts, labels).unwrap_or_else(|e| panic!("metric {name}: {e}")))
 }
 
 impl Metrics {
     #[allow(clippy::expect_used)]
     pub fn new() -> Self {
         let r = Registry::new();
-        let build = IntGaugeVec::new(
-            Opts::new("tiergate_build_info", "Build information; always 1."),
-            &["version"],
-        )
-        .expect("valid metric");
+        let build = IntGaugeVec::new(Opts::new("tiergate_build_info", "Build information; always 1."), &["version"])
+            .expect("valid metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         reg(&r, build);
         Metrics {
-            requests: counter(
-                &r,
-                "tiergate_requests_total",
-                "Requests answered, by endpoint, tier, upstream, status class and client.",
-                &["endpoint", "tier", "upstream", "status_class", "client"],
-            ),
-            duration: histogram(
-                &r,
-                "tiergate_request_duration_seconds",
-                "Time from request to the end of the response (the whole stream for streams).",
-                &["tier", "upstream", "stream"],
-                LATENCY_BUCKETS,
-            ),
-            ttft: histogram(
-                &r,
-                "tiergate_time_to_first_token_seconds",
-                "Time from request to the first streamed event carrying output.",
-                &["tier", "upstream"],
-                LATENCY_BUCKETS,
-            ),
-            chunk_gap: histogram(
-                &r,
-                "tiergate_time_between_chunks_seconds",
-                "Time between consecutive streamed chunks.",
-                &["tier", "upstream"],
-                CHUNK_BUCKETS,
-            ),
-            overhead: histogram(
-                &r,
-                "tiergate_gateway_overhead_seconds",
-                "Time spent in the gateway itself: total minus time waiting on the upstream.",
-                &["tier"],
-                OVERHEAD_BUCKETS,
-            ),
-            input_tokens: counter(
-                &r,
-                "tiergate_input_tokens_total",
-                "Prompt tokens, as reported by the upstream or estimated when it reports none.",
-                &["tier", "upstream", "source"],
-            ),
-            output_tokens: counter(
-                &r,
-                "tiergate_output_tokens_total",
-                "Completion tokens, as reported by the upstream or estimated when it reports none.",
-                &["tier", "upstream", "source"],
-            ),
-            cached_tokens: counter(
-                &r,
-                "tiergate_cached_input_tokens_total",
-                "Prompt tokens served from the upstream's cache (a subset of input tokens).",
-                &["tier", "upstream"],
-            ),
-            cost_usd: fcounter(
-                &r,
-                "tiergate_cost_usd_total",
-                "Spend in US dollars at the policy's prices.",
-                &["tier", "upstream"],
-            ),
-            reference_cost_usd: fcounter(
-                &r,
-                "tiergate_reference_cost_usd_total",
-                "What the same tokens would have cost on the policy's reference upstream.",
-                &["tier", "upstream"],
-            ),
-            avoided_cost_usd: fcounter(
-                &r,
-                "tiergate_avoided_cost_usd_total",
-                "Reference cost minus actual cost, per request, where positive.",
-                &["tier", "upstream"],
-            ),
-            decisions: counter(
-                &r,
-                "tiergate_routing_decisions_total",
-                "Routing decisions by tier and reason code.",
-                &["tier", "reason"],
-            ),
-            fallbacks: counter(
-                &r,
-                "tiergate_fallbacks_total",
-                "Requests moved from one upstream to the next.",
-                &["from", "to", "reason"],
-            ),
-            upstream_errors: counter(
-                &r,
-                "tiergate_upstream_errors_total",
-                "Failed upstream attempts by type.",
-                &["upstream", "type"],
-            ),
-            in_flight: reg(
-                &r,
-                IntGauge::new("tiergate_requests_in_flight", "Requests being handled.")
-                    .expect("valid metric"),
-            ),
-            upstream_in_flight: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "tiergate_upstream_requests_in_flight",
-                        "Requests being handled by each upstream.",
-                    ),
-                    &["upstream"],
-                )
-                .expect("valid metric"),
-            ),
-            upstream_up: reg(
-                &r,
-                GaugeVec::new(
-                    Opts::new(
-                        "tiergate_upstream_up",
-                        "1 when the upstream is enabled and routable, else 0.",
-                    ),
-                    &["upstream"],
-                )
-                .expect("valid metric"),
-            ),
+            requests: counter(&r, "tiergate_requests_total", "Requests answered, by endpoint, tier, upstream, status class and client.", &["endpoint", "tier", "upstream", "status_class", "client"]),
+            duration: histogram(&r, "tiergate_request_duration_seconds", "Time from request to the end of the response (the whole stream for streams).", &["tier", "upstream", "stream"], LATENCY_BUCKETS),
+            ttft: histogram(&r, "tiergate_time_to_first_token_seconds", "Time from request to the first streamed event carrying output.", &["tier", "upstream"], LATENCY_BUCKETS),
+            chunk_gap: histogram(&r, "tiergate_time_between_chunks_seconds", "Time between consecutive streamed chunks.", &["tier", "upstream"], CHUNK_BUCKETS),
+            overhead: histogram(&r, "tiergate_gateway_overhead_seconds", "Time spent in the gateway itself: total minus time waiting on the upstream.", &["tier"], OVERHEAD_BUCKETS),
+            input_tokens: counter(&r, "tiergate_input_tokens_total", "Prompt tokens, as reported by the upstream or estimated when it reports none.", &["tier", "upstream", "source"]),
+            output_tokens: counter(&r, "tiergate_output_tokens_total", "Completion tokens, as reported by the upstream or estimated when it reports none.", &["tier", "upstream", "source"]),
+            cached_tokens: counter(&r, "tiergate_cached_input_tokens_total", "Prompt tokens served from the upstream's cache (a subset of input tokens).", &["tier", "upstream"]),
+            cost_usd: fcounter(&r, "tiergate_cost_usd_total", "Spend in US dollars at the policy's prices.", &["tier", "upstream"]),
+            reference_cost_usd: fcounter(&r, "tiergate_reference_cost_usd_total", "What the same tokens would have cost on the policy's reference upstream.", &["tier", "upstream"]),
+            avoided_cost_usd: fcounter(&r, "tiergate_avoided_cost_usd_total", "Reference cost minus actual cost, per request, where positive.", &["tier", "upstream"]),
+            decisions: counter(&r, "tiergate_routing_decisions_total", "Routing decisions by tier and reason code.", &["tier", "reason"]),
+            fallbacks: counter(&r, "tiergate_fallbacks_total", "Requests moved from one upstream to the next.", &["from", "to", "reason"]),
+            upstream_errors: counter(&r, "tiergate_upstream_errors_total", "Failed upstream attempts by type.", &["upstream", "type"]),
+            in_flight: reg(&r, IntGauge::new("tiergate_requests_in_flight", "Requests being handled.").expect("valid metric")),
+            upstream_in_flight: reg(&r, IntGaugeVec::new(Opts::new("tiergate_upstream_requests_in_flight", "Requests being handled by each upstream."), &["upstream"]).expect("valid metric")),
+            upstream_up: reg(&r, GaugeVec::new(Opts::new("tiergate_upstream_up", "1 when the upstream is enabled and routable, else 0."), &["upstream"]).expect("valid metric")),
             registry: r,
         }
     }

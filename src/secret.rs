@@ -21,11 +21,7 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.is_empty() {
-            "Secret(<empty>)"
-        } else {
-            "Secret(<redacted>)"
-        })
+        f.write_str(if self.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
     }
 }
 

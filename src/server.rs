@@ -16,12 +16,7 @@ use crate::app::App;
 
 /// Serves until `shutdown` resolves, then stops accepting, turns unready and lets the
 /// connections in flight finish for at most `drain`.
-pub async fn serve(
-    app: Arc<App>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) {
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>, drain: Duration) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -9,13 +9,7 @@ pub fn run(policy: Option<&Path>) -> ExitCode {
     let mut err = std::io::stderr().lock();
     match config::load(policy) {
         Ok(p) => {
-            let _ = writeln!(
-                out,
-                "{}: ok ({} upstreams, {} tiers)",
-                p.source,
-                p.upstreams.len(),
-                p.tiers.len()
-            );
+            let _ = writeln!(out, "{}: ok ({} upstreams, {} tiers)", p.source, p.upstreams.len(), p.tiers.len());
             for w in p.warnings() {
                 let _ = writeln!(out, "warning: {w}");
             }

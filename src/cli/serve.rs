@@ -27,10 +27,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     let _log_guard = init_logging(&args.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -56,13 +53,8 @@ async fn serve(args: Args) -> Result<(), String> {
     for w in runtime.policy.warnings() {
         tracing::warn!("{w}");
     }
-    let listen = args
-        .listen
-        .clone()
-        .unwrap_or_else(|| runtime.policy.server.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listen = args.listen.clone().unwrap_or_else(|| runtime.policy.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(policy = %runtime.policy.source, "tiergate listening on http://{addr}");
     let app = App::new(runtime);
@@ -76,9 +68,7 @@ fn spawn_reload_on_sighup(app: Arc<App>, policy: Option<PathBuf>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
         while hup.recv().await.is_some() {
             match load(policy.as_deref()) {
                 Ok(rt) => {
@@ -99,10 +89,7 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
             return std::future::pending().await;
         };
         tokio::select! {
@@ -120,9 +107,7 @@ fn init_logging(format: &str) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let filter = EnvFilter::try_from_env("TIERGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {

@@ -61,18 +61,12 @@ impl Policy {
 
     /// The enabled upstreams of a tier, in the policy's order.
     pub fn route(&self, tier: usize) -> impl Iterator<Item = usize> + '_ {
-        self.tiers[tier]
-            .upstreams
-            .iter()
-            .copied()
-            .filter(|&u| self.upstreams[u].is_enabled())
+        self.tiers[tier].upstreams.iter().copied().filter(|&u| self.upstreams[u].is_enabled())
     }
 
     /// The first tier that lists an upstream (used to label requests pinned to an upstream).
     pub fn tier_of_upstream(&self, upstream: usize) -> Option<usize> {
-        self.tiers
-            .iter()
-            .position(|t| t.upstreams.contains(&upstream))
+        self.tiers.iter().position(|t| t.upstreams.contains(&upstream))
     }
 
     /// Lines worth saying at start: disabled upstreams and tiers left without any.
@@ -80,18 +74,11 @@ impl Policy {
         let mut out: Vec<String> = self
             .upstreams
             .iter()
-            .filter_map(|u| {
-                u.disabled
-                    .as_ref()
-                    .map(|why| format!("upstream {} disabled: {why}", u.name))
-            })
+            .filter_map(|u| u.disabled.as_ref().map(|why| format!("upstream {} disabled: {why}", u.name)))
             .collect();
         for (i, t) in self.tiers.iter().enumerate() {
             if self.route(i).next().is_none() {
-                out.push(format!(
-                    "tier {} has no enabled upstream: its requests get 503",
-                    t.name
-                ));
+                out.push(format!("tier {} has no enabled upstream: its requests get 503", t.name));
             }
         }
         out
@@ -107,36 +94,22 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
     let mut upstreams = Vec::with_capacity(raw.upstreams.len());
     for u in raw.upstreams {
         if !seen.insert(u.name.clone()) {
-            return Err(err(
-                &["upstreams", &u.name],
-                format!("upstream {} is defined twice", u.name),
-            ));
+            return Err(err(&["upstreams", &u.name], format!("upstream {} is defined twice", u.name)));
         }
         if u.name == "auto" {
-            return Err(err(
-                &["upstreams", "auto"],
-                "`auto` is reserved for the classifier".into(),
-            ));
+            return Err(err(&["upstreams", "auto"], "`auto` is reserved for the classifier".into()));
         }
         let base_url = u.base_url.trim_end_matches('/').to_string();
-        if let Err(e) = base_url
-            .parse::<http::Uri>()
-            .map_err(|e| e.to_string())
-            .and_then(|uri| match uri.scheme_str() {
+        if let Err(e) = base_url.parse::<http::Uri>().map_err(|e| e.to_string()).and_then(|uri| {
+            match uri.scheme_str() {
                 Some("http" | "https") if uri.host().is_some() => Ok(()),
                 _ => Err("expected an http:// or https:// URL".to_string()),
-            })
-        {
-            return Err(err(
-                &["upstreams", &u.name, "base_url"],
-                format!("upstream {}: bad base_url {base_url:?}: {e}", u.name),
-            ));
+            }
+        }) {
+            return Err(err(&["upstreams", &u.name, "base_url"], format!("upstream {}: bad base_url {base_url:?}: {e}", u.name)));
         }
         if u.max_concurrency == 0 {
-            return Err(err(
-                &["upstreams", &u.name, "max_concurrency"],
-                format!("upstream {}: max_concurrency must be at least 1", u.name),
-            ));
+            return Err(err(&["upstreams", &u.name, "max_concurrency"], format!("upstream {}: max_concurrency must be at least 1", u.name)));
         }
         let disabled = if !u.enabled {
             Some("enabled: false in the policy".to_string())
@@ -165,45 +138,25 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
     let mut tiers: Vec<super::Tier> = Vec::with_capacity(raw.tiers.len());
     for t in raw.tiers {
         if t.name == "auto" || index(&t.name).is_some() || tiers.iter().any(|x| x.name == t.name) {
-            return Err(err(
-                &["tiers", &t.name],
-                format!(
-                    "tier name {} is already taken (auto, an upstream or another tier)",
-                    t.name
-                ),
-            ));
+            return Err(err(&["tiers", &t.name], format!("tier name {} is already taken (auto, an upstream or another tier)", t.name)));
         }
         if t.upstreams.is_empty() {
-            return Err(err(
-                &["tiers", &t.name],
-                format!("tier {} lists no upstream", t.name),
-            ));
+            return Err(err(&["tiers", &t.name], format!("tier {} lists no upstream", t.name)));
         }
         let mut ids = Vec::with_capacity(t.upstreams.len());
         for name in &t.upstreams {
             let Some(i) = index(name) else {
-                return Err(err(
-                    &["tiers", &t.name, name],
-                    format!(
-                        "tier {} names upstream {name}, which is not defined",
-                        t.name
-                    ),
-                ));
+                return Err(err(&["tiers", &t.name, name], format!("tier {} names upstream {name}, which is not defined", t.name)));
             };
             ids.push(i);
         }
-        tiers.push(Tier {
-            name: t.name,
-            upstreams: ids,
-        });
+        tiers.push(Tier { name: t.name, upstreams: ids });
     }
     let tier_index = |name: &str, key: &str| {
-        tiers.iter().position(|t| t.name == name).ok_or_else(|| {
-            err(
-                &["classifier", key],
-                format!("classifier.{key}: no tier named {name}"),
-            )
-        })
+        tiers
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| err(&["classifier", key], format!("classifier.{key}: no tier named {name}")))
     };
     let primitive_tier = tier_index(&raw.classifier.primitive_tier, "primitive_tier")?;
     let architecture_tier = tier_index(&raw.classifier.architecture_tier, "architecture_tier")?;
@@ -214,20 +167,13 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
     let reference_upstream = match &raw.reference_upstream {
         None => None,
         Some(name) => Some(index(name).ok_or_else(|| {
-            err(
-                &["reference_upstream"],
-                format!("reference_upstream: no upstream named {name}"),
-            )
+            err(&["reference_upstream"], format!("reference_upstream: no upstream named {name}"))
         })?),
     };
     for (alias, target) in &raw.model_aliases {
-        let known =
-            target == "auto" || index(target).is_some() || tiers.iter().any(|t| &t.name == target);
+        let known = target == "auto" || index(target).is_some() || tiers.iter().any(|t| &t.name == target);
         if !known {
-            return Err(err(
-                &["model_aliases", alias],
-                format!("model alias {alias} points to {target}: not auto, a tier or an upstream"),
-            ));
+            return Err(err(&["model_aliases", alias], format!("model alias {alias} points to {target}: not auto, a tier or an upstream")));
         }
     }
     Ok(Policy {
@@ -314,10 +260,7 @@ mod tests {
 
     #[test]
     fn tier_naming_a_missing_upstream_is_located() {
-        let text = GOOD.replace(
-            "  - name: architecture\n    upstreams: [a]",
-            "  - name: architecture\n    upstreams: [a, b]",
-        );
+        let text = GOOD.replace("  - name: architecture\n    upstreams: [a]", "  - name: architecture\n    upstreams: [a, b]");
         let e = parse("p.yaml", &text, no_env).unwrap_err();
         assert_eq!((e.line, e.column), (11, 20), "{e}");
         assert!(e.message.contains("upstream b"), "{e}");
@@ -329,11 +272,7 @@ mod tests {
         let p = parse("p.yaml", &text, no_env).unwrap();
         assert!(!p.upstreams[0].is_enabled());
         assert_eq!(p.route(0).count(), 0);
-        assert!(
-            p.warnings()
-                .iter()
-                .any(|w| w.contains("no enabled upstream"))
-        );
+        assert!(p.warnings().iter().any(|w| w.contains("no enabled upstream")));
     }
 
     #[test]

@@ -36,9 +36,7 @@ pub fn interpolate(
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
-                    let msg = format!(
-                        "environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
-                    );
+                    let msg = format!("environment variable {name} is not set (write ${{{name}:-default}} to give a default)");
                     return Err(ConfigError::at(file, text, offset, msg));
                 }
             }
@@ -66,11 +64,7 @@ mod tests {
 
     #[test]
     fn replaces_set_and_defaulted_variables() {
-        let out = interpolate(
-            "p",
-            "a: ${HOST}\nb: ${NOPE:-x}\nc: ${EMPTY:-d}\nd: $${HOST} $5",
-            env,
-        );
+        let out = interpolate("p", "a: ${HOST}\nb: ${NOPE:-x}\nc: ${EMPTY:-d}\nd: $${HOST} $5", env);
         assert_eq!(out.unwrap(), "a: example.org\nb: x\nc: d\nd: ${HOST} $5");
     }
 
@@ -78,10 +72,7 @@ mod tests {
     fn missing_variable_is_located() {
         let err = interpolate("p.yaml", "a: 1\nb: x ${NOPE}\n", env).unwrap_err();
         assert_eq!((err.line, err.column), (2, 6));
-        assert!(
-            err.to_string()
-                .starts_with("p.yaml:2:6: environment variable NOPE")
-        );
+        assert!(err.to_string().starts_with("p.yaml:2:6: environment variable NOPE"));
     }
 
     #[test]

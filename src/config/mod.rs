@@ -26,12 +26,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: &str, line: usize, column: usize, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+        ConfigError { file: file.to_string(), line, column, message: message.into() }
     }
 
     /// An error at a byte offset of `text`.
@@ -52,9 +47,7 @@ pub fn load(path: Option<&Path>) -> Result<Policy, ConfigError> {
                 .map_err(|e| ConfigError::new(&name, 0, 0, format!("cannot read: {e}")))?;
             parse(&name, &text, |k| std::env::var(k).ok())
         }
-        None => parse(DEFAULT_POLICY_NAME, DEFAULT_POLICY, |k| {
-            std::env::var(k).ok()
-        }),
+        None => parse(DEFAULT_POLICY_NAME, DEFAULT_POLICY, |k| std::env::var(k).ok()),
     }
 }
 

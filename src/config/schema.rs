@@ -34,10 +34,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            listen: "127.0.0.1:8080".into(),
-            max_body_bytes: 16 * 1024 * 1024,
-        }
+        ServerConfig { listen: "127.0.0.1:8080".into(), max_body_bytes: 16 * 1024 * 1024 }
     }
 }
 

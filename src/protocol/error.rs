@@ -17,13 +17,6 @@ pub struct ErrorDetail<'a> {
 }
 
 pub fn to_json(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            message,
-            kind,
-            param,
-            code,
-        },
-    };
+    let body = ErrorBody { error: ErrorDetail { message, kind, param, code } };
     serde_json::to_vec(&body).unwrap_or_default()
 }

@@ -36,8 +36,7 @@ impl<'a> RequestHead<'a> {
 
     /// The model as a string, if it is one.
     pub fn model_name(&self) -> Option<Cow<'a, str>> {
-        self.model
-            .and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw.get()).ok())
+        self.model.and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw.get()).ok())
     }
 
     pub fn is_stream(&self) -> bool {
@@ -85,10 +84,7 @@ pub fn rewrite_body(body: &Bytes, head: &RequestHead<'_>, model: &str, force_usa
             None => {
                 // Inserted right after the opening brace; the model edit may sit there too.
                 let at = body.iter().position(|&b| b == b'{').map_or(0, |i| i + 1);
-                edits.push((
-                    at..at,
-                    b"\"stream_options\":{\"include_usage\":true},".to_vec(),
-                ));
+                edits.push((at..at, b"\"stream_options\":{\"include_usage\":true},".to_vec()));
             }
         }
     }
@@ -135,9 +131,7 @@ pub struct PromptDetails {
 
 impl Usage {
     pub fn cached_tokens(&self) -> u64 {
-        self.prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0)
     }
 }
 
@@ -188,16 +182,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["model"], "b");
-        let out = rewrite(
-            r#"{"model":"a","stream":true,"stream_options":{"x":1}}"#,
-            "b",
-            true,
-        );
+        let out = rewrite(r#"{"model":"a","stream":true,"stream_options":{"x":1}}"#, "b", true);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(
-            v["stream_options"],
-            serde_json::json!({"x":1,"include_usage":true})
-        );
+        assert_eq!(v["stream_options"], serde_json::json!({"x":1,"include_usage":true}));
     }
 
     #[test]
@@ -218,15 +205,7 @@ mod tests {
     #[test]
     fn usage_chunk_is_recognised() {
         let (u, only) = usage_of_chunk(br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#).unwrap();
-        assert_eq!(
-            (
-                u.prompt_tokens,
-                u.completion_tokens,
-                u.cached_tokens(),
-                only
-            ),
-            (3, 4, 1, true)
-        );
+        assert_eq!((u.prompt_tokens, u.completion_tokens, u.cached_tokens(), only), (3, 4, 1, true));
         assert!(usage_of_chunk(br#"{"choices":[{"delta":{}}],"usage":null}"#).is_none());
     }
 }

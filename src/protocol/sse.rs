@@ -59,9 +59,7 @@ pub fn data_of(event: &[u8]) -> Option<Cow<'_, [u8]>> {
     let mut found: Option<Cow<'_, [u8]>> = None;
     for line in event.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(value) = line.strip_prefix(b"data:") else {
-            continue;
-        };
+        let Some(value) = line.strip_prefix(b"data:") else { continue };
         let value = value.strip_prefix(b" ").unwrap_or(value);
         found = Some(match found {
             None => Cow::Borrowed(value),

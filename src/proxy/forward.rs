@@ -54,9 +54,7 @@ pub async fn forward(
         let run = &rt.upstreams[u];
         if let Some((why, _)) = &last {
             let from = &rt.policy.upstreams[order[i - 1]].name;
-            m.fallbacks
-                .with_label_values(&[from, &up.name, why.label()])
-                .inc();
+            m.fallbacks.with_label_values(&[from, &up.name, why.label()]).inc();
         }
         let is_last = i + 1 == order.len();
         // Spill-over: a saturated upstream passes the request on; the last one queues for
@@ -64,39 +62,21 @@ pub async fn forward(
         let permit = match run.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) if !is_last => {
-                m.upstream_errors
-                    .with_label_values(&[&up.name, "saturated"])
-                    .inc();
-                last = Some((
-                    UpstreamFailure::Saturated,
-                    format!("{} is at its max_concurrency", up.name),
-                ));
+                m.upstream_errors.with_label_values(&[&up.name, "saturated"]).inc();
+                last = Some((UpstreamFailure::Saturated, format!("{} is at its max_concurrency", up.name)));
                 continue;
             }
-            Err(_) => match tokio::time::timeout(
-                up.timeouts.first_byte,
-                run.permits.clone().acquire_owned(),
-            )
-            .await
-            {
+            Err(_) => match tokio::time::timeout(up.timeouts.first_byte, run.permits.clone().acquire_owned()).await {
                 Ok(Ok(p)) => p,
                 _ => {
-                    m.upstream_errors
-                        .with_label_values(&[&up.name, "saturated"])
-                        .inc();
-                    last = Some((
-                        UpstreamFailure::Saturated,
-                        format!("{} is at its max_concurrency", up.name),
-                    ));
+                    m.upstream_errors.with_label_values(&[&up.name, "saturated"]).inc();
+                    last = Some((UpstreamFailure::Saturated, format!("{} is at its max_concurrency", up.name)));
                     continue;
                 }
             },
         };
         let mut req = Request::post(endpoint.uri(run).clone())
-            .header(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )
+            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("x-request-id", request_id)
             .body(Full::new(body_for(up)))
             .map_err(|e| GatewayError::BodyRead(e.to_string()))?;
@@ -105,53 +85,26 @@ pub async fn forward(
         }
         let sent = Instant::now();
         first_sent.get_or_insert(sent);
-        let failure =
-            match tokio::time::timeout(up.timeouts.first_byte, run.client.request(req)).await {
-                Err(_) => (
-                    UpstreamFailure::Timeout,
-                    format!(
-                        "{} sent no response within {:?}",
-                        up.name, up.timeouts.first_byte
-                    ),
-                ),
-                Ok(Err(e)) => (
-                    UpstreamFailure::Connect,
-                    format!("{}: {}", up.name, describe(&e)),
-                ),
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    if status.as_u16() == 429 {
-                        (
-                            UpstreamFailure::RateLimited,
-                            format!("{} answered 429", up.name),
-                        )
-                    } else if status.is_server_error() {
-                        (
-                            UpstreamFailure::ServerError,
-                            format!("{} answered {}", up.name, status.as_u16()),
-                        )
-                    } else {
-                        return Ok(Forwarded {
-                            upstream: u,
-                            response: resp,
-                            permit,
-                            first_sent: first_sent.unwrap_or(sent),
-                        });
-                    }
+        let failure = match tokio::time::timeout(up.timeouts.first_byte, run.client.request(req)).await {
+            Err(_) => (UpstreamFailure::Timeout, format!("{} sent no response within {:?}", up.name, up.timeouts.first_byte)),
+            Ok(Err(e)) => (UpstreamFailure::Connect, format!("{}: {}", up.name, describe(&e))),
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                if status.as_u16() == 429 {
+                    (UpstreamFailure::RateLimited, format!("{} answered 429", up.name))
+                } else if status.is_server_error() {
+                    (UpstreamFailure::ServerError, format!("{} answered {}", up.name, status.as_u16()))
+                } else {
+                    return Ok(Forwarded { upstream: u, response: resp, permit, first_sent: first_sent.unwrap_or(sent) });
                 }
-            };
-        m.upstream_errors
-            .with_label_values(&[&up.name, failure.0.label()])
-            .inc();
+            }
+        };
+        m.upstream_errors.with_label_values(&[&up.name, failure.0.label()]).inc();
         tracing::warn!(request_id, upstream = %up.name, kind = failure.0.label(), "upstream attempt failed: {}", failure.1);
         last = Some(failure);
     }
     let (kind, detail) = last.unwrap_or((UpstreamFailure::Connect, "no attempt was made".into()));
-    Err(GatewayError::UpstreamFailed {
-        tier: tier_name.clone(),
-        detail,
-        kind,
-    })
+    Err(GatewayError::UpstreamFailed { tier: tier_name.clone(), detail, kind })
 }
 
 /// A connection error's chain of causes, on one line (never headers, so never a key).

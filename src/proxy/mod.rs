@@ -48,34 +48,23 @@ impl Endpoint {
 pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::BodyTooLarge(limit))
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::BodyTooLarge(limit)),
         Err(e) => Err(GatewayError::BodyRead(e.to_string())),
     }
 }
 
 /// The conversation the classifier sees, for `auto` only.
-fn conversation<'a>(
-    head: &RequestHead<'a>,
-    endpoint: Endpoint,
-) -> Result<Conversation<'a>, GatewayError> {
+fn conversation<'a>(head: &RequestHead<'a>, endpoint: Endpoint) -> Result<Conversation<'a>, GatewayError> {
     match endpoint {
         Endpoint::Chat => {
-            let messages = head
-                .messages
-                .ok_or(GatewayError::MissingField("messages"))?;
-            Conversation::from_openai(messages, head.tools).map_err(|e| {
-                GatewayError::InvalidField {
-                    param: "messages",
-                    message: e.to_string(),
-                }
+            let messages = head.messages.ok_or(GatewayError::MissingField("messages"))?;
+            Conversation::from_openai(messages, head.tools).map_err(|e| GatewayError::InvalidField {
+                param: "messages",
+                message: e.to_string(),
             })
         }
         Endpoint::Completions => {
-            let prompt = head
-                .prompt
-                .map(|p| serde_json::from_str::<std::borrow::Cow<'a, str>>(p.get()));
+            let prompt = head.prompt.map(|p| serde_json::from_str::<std::borrow::Cow<'a, str>>(p.get()));
             let prompt = match prompt {
                 Some(Ok(p)) => p,
                 // An array of prompts or token ids: classify on its raw text.
@@ -88,50 +77,29 @@ fn conversation<'a>(
     }
 }
 
-pub async fn openai(
-    app: &Arc<App>,
-    req: Request<Incoming>,
-    endpoint: Endpoint,
-    request_id: &str,
-) -> Result<Response<Body>, GatewayError> {
+pub async fn openai(app: &Arc<App>, req: Request<Incoming>, endpoint: Endpoint, request_id: &str) -> Result<Response<Body>, GatewayError> {
     let started = Instant::now();
     let rt = app.runtime.load_full();
     let client = clients::kind(req.headers());
-    let header_tier = req
-        .headers()
-        .get(HEADER_TIER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header_tier = req.headers().get(HEADER_TIER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = read_body(req.into_body(), rt.policy.server.max_body_bytes).await?;
     let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
-    let model = head
-        .model_name()
-        .ok_or(GatewayError::MissingField("model"))?;
+    let model = head.model_name().ok_or(GatewayError::MissingField("model"))?;
     match endpoint {
-        Endpoint::Chat if head.messages.is_none() => {
-            return Err(GatewayError::MissingField("messages"));
-        }
-        Endpoint::Completions if head.prompt.is_none() => {
-            return Err(GatewayError::MissingField("prompt"));
-        }
+        Endpoint::Chat if head.messages.is_none() => return Err(GatewayError::MissingField("messages")),
+        Endpoint::Completions if head.prompt.is_none() => return Err(GatewayError::MissingField("prompt")),
         _ => {}
     }
     let (target, reason) = decide::target(&rt.policy, &model, header_tier.as_deref())?;
     let decision = decide::decide(&rt.policy, target, reason, || conversation(&head, endpoint))?;
     let tier_name = rt.policy.tiers[decision.tier].name.as_str();
-    app.metrics
-        .decisions
-        .with_label_values(&[tier_name, decision.reason])
-        .inc();
+    app.metrics.decisions.with_label_values(&[tier_name, decision.reason]).inc();
 
     let stream = head.is_stream();
     // Ask for usage in every stream; what the client did not ask for is stripped again.
     let force_usage = stream && !head.wants_stream_usage();
     let before_upstream = started.elapsed();
-    let fwd = forward::forward(app, &rt, &decision, endpoint, request_id, |up| {
-        rewrite_body(&body, &head, &up.model, force_usage)
-    })
-    .await?;
+    let fwd = forward::forward(app, &rt, &decision, endpoint, request_id, |up| rewrite_body(&body, &head, &up.model, force_usage)).await?;
     let head_received = Instant::now();
     let up = &rt.policy.upstreams[fwd.upstream];
     let (parts, upstream_body) = fwd.response.into_parts();
@@ -164,47 +132,28 @@ pub async fn openai(
     };
     let out_body = if stream && is_sse {
         ledger.overhead += head_received.elapsed();
-        full_stream(MeteredStream::new(
-            upstream_body,
-            ledger,
-            fwd.permit,
-            force_usage,
-        ))
+        full_stream(MeteredStream::new(upstream_body, ledger, fwd.permit, force_usage))
     } else {
         let left = up.timeouts.total.saturating_sub(fwd.first_sent.elapsed());
         let bytes = match tokio::time::timeout(left, upstream_body.collect()).await {
             Ok(Ok(c)) => c.to_bytes(),
             Ok(Err(e)) => {
                 ledger.finish(None, 0, None, End::Broken);
-                return Err(upstream_failed(
-                    tier_name,
-                    UpstreamFailure::Connect,
-                    format!("{} broke off its response: {e}", up.name),
-                ));
+                return Err(upstream_failed(tier_name, UpstreamFailure::Connect, format!("{} broke off its response: {e}", up.name)));
             }
             Err(_) => {
                 ledger.finish(None, 0, None, End::Broken);
-                return Err(upstream_failed(
-                    tier_name,
-                    UpstreamFailure::Timeout,
-                    format!("{} did not finish within {:?}", up.name, up.timeouts.total),
-                ));
+                return Err(upstream_failed(tier_name, UpstreamFailure::Timeout, format!("{} did not finish within {:?}", up.name, up.timeouts.total)));
             }
         };
         drop(fwd.permit);
         let upstream_done = Instant::now();
-        let usage = if parts.status.is_success() {
-            usage_of_body(&bytes)
-        } else {
-            None
-        };
+        let usage = if parts.status.is_success() { usage_of_body(&bytes) } else { None };
         ledger.overhead += upstream_done.elapsed();
         ledger.finish(usage, bytes.len(), None, End::Complete);
         full(bytes)
     };
-    let mut resp = resp
-        .body(out_body)
-        .map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+    let mut resp = resp.body(out_body).map_err(|e| GatewayError::BodyRead(e.to_string()))?;
     let h = resp.headers_mut();
     h.insert(HEADER_TIER, header_value(tier_name));
     h.insert(HEADER_UPSTREAM, header_value(&up.name));
@@ -217,11 +166,7 @@ fn full_stream(s: MeteredStream) -> Body {
 }
 
 fn upstream_failed(tier: &str, kind: UpstreamFailure, detail: String) -> GatewayError {
-    GatewayError::UpstreamFailed {
-        tier: tier.to_string(),
-        detail,
-        kind,
-    }
+    GatewayError::UpstreamFailed { tier: tier.to_string(), detail, kind }
 }
 
 fn header_value(s: &str) -> HeaderValue {

@@ -51,13 +51,7 @@ pub struct Ledger {
 impl Ledger {
     /// Records everything about the request. `output_bytes` feeds the estimate when `usage`
     /// is None.
-    pub fn finish(
-        self,
-        usage: Option<Usage>,
-        output_bytes: usize,
-        ttft: Option<Duration>,
-        end: End,
-    ) {
+    pub fn finish(self, usage: Option<Usage>, output_bytes: usize, ttft: Option<Duration>, end: End) {
         let m = &self.app.metrics;
         let p = &self.rt.policy;
         let tier = p.tiers[self.tier].name.as_str();
@@ -68,56 +62,27 @@ impl Ledger {
         let (usage, source) = match usage {
             Some(u) => (u, "reported"),
             // About four bytes per token for code and English; counted under its own label.
-            None => (
-                Usage {
-                    prompt_tokens: (self.request_bytes / 4) as u64,
-                    completion_tokens: (output_bytes / 4) as u64,
-                    prompt_tokens_details: None,
-                },
-                "estimated",
-            ),
+            None => (Usage { prompt_tokens: (self.request_bytes / 4) as u64, completion_tokens: (output_bytes / 4) as u64, prompt_tokens_details: None }, "estimated"),
         };
         let cached = usage.cached_tokens().min(usage.prompt_tokens);
-        m.input_tokens
-            .with_label_values(&[tier, &up.name, source])
-            .inc_by(usage.prompt_tokens);
-        m.output_tokens
-            .with_label_values(&[tier, &up.name, source])
-            .inc_by(usage.completion_tokens);
+        m.input_tokens.with_label_values(&[tier, &up.name, source]).inc_by(usage.prompt_tokens);
+        m.output_tokens.with_label_values(&[tier, &up.name, source]).inc_by(usage.completion_tokens);
         if cached > 0 {
             m.cached_tokens.with_label_values(&labels).inc_by(cached);
         }
         let cost = cost_usd(&up.price, &usage);
-        let reference = p
-            .reference_upstream
-            .map(|r| cost_usd(&p.upstreams[r].price, &usage));
+        let reference = p.reference_upstream.map(|r| cost_usd(&p.upstreams[r].price, &usage));
         m.cost_usd.with_label_values(&labels).inc_by(cost);
         if let Some(reference) = reference {
-            m.reference_cost_usd
-                .with_label_values(&labels)
-                .inc_by(reference);
+            m.reference_cost_usd.with_label_values(&labels).inc_by(reference);
             if reference > cost {
-                m.avoided_cost_usd
-                    .with_label_values(&labels)
-                    .inc_by(reference - cost);
+                m.avoided_cost_usd.with_label_values(&labels).inc_by(reference - cost);
             }
         }
         let status = if end == End::Broken { 502 } else { self.status };
-        m.requests
-            .with_label_values(&[
-                self.endpoint,
-                tier,
-                &up.name,
-                status_class(status),
-                self.client,
-            ])
-            .inc();
-        m.duration
-            .with_label_values(&[tier, &up.name, if self.stream { "true" } else { "false" }])
-            .observe(elapsed.as_secs_f64());
-        m.overhead
-            .with_label_values(&[tier])
-            .observe(self.overhead.as_secs_f64());
+        m.requests.with_label_values(&[self.endpoint, tier, &up.name, status_class(status), self.client]).inc();
+        m.duration.with_label_values(&[tier, &up.name, if self.stream { "true" } else { "false" }]).observe(elapsed.as_secs_f64());
+        m.overhead.with_label_values(&[tier]).observe(self.overhead.as_secs_f64());
         if let Some(t) = ttft {
             m.ttft.with_label_values(&labels).observe(t.as_secs_f64());
         }
@@ -150,10 +115,7 @@ pub fn cost_usd(price: &Price, usage: &Usage) -> f64 {
     let cached = usage.cached_tokens().min(usage.prompt_tokens);
     let fresh = usage.prompt_tokens - cached;
     let cached_price = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
-    (fresh as f64 * price.input_per_mtok
-        + cached as f64 * cached_price
-        + usage.completion_tokens as f64 * price.output_per_mtok)
-        / 1e6
+    (fresh as f64 * price.input_per_mtok + cached as f64 * cached_price + usage.completion_tokens as f64 * price.output_per_mtok) / 1e6
 }
 
 #[cfg(test)]
@@ -163,22 +125,9 @@ mod tests {
 
     #[test]
     fn cached_tokens_are_priced_once() {
-        let price = Price {
-            input_per_mtok: 3.0,
-            output_per_mtok: 15.0,
-            cached_input_per_mtok: Some(0.3),
-        };
-        let u = Usage {
-            prompt_tokens: 1_000_000,
-            completion_tokens: 100_000,
-            prompt_tokens_details: Some(PromptDetails {
-                cached_tokens: Some(400_000),
-            }),
-        };
+        let price = Price { input_per_mtok: 3.0, output_per_mtok: 15.0, cached_input_per_mtok: Some(0.3) };
+        let u = Usage { prompt_tokens: 1_000_000, completion_tokens: 100_000, prompt_tokens_details: Some(PromptDetails { cached_tokens: Some(400_000) }) };
         let c = cost_usd(&price, &u);
-        assert!(
-            (c - (0.6 * 3.0 + 0.4 * 0.3 + 0.1 * 15.0)).abs() < 1e-9,
-            "{c}"
-        );
+        assert!((c - (0.6 * 3.0 + 0.4 * 0.3 + 0.1 * 15.0)).abs() < 1e-9, "{c}");
     }
 }

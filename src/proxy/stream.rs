@@ -57,25 +57,13 @@ impl Drop for Meter {
 }
 
 impl MeteredStream {
-    pub fn new(
-        inner: Incoming,
-        ledger: Ledger,
-        permit: OwnedSemaphorePermit,
-        strip_usage: bool,
-    ) -> Self {
+    pub fn new(inner: Incoming, ledger: Ledger, permit: OwnedSemaphorePermit, strip_usage: bool) -> Self {
         MeteredStream {
             inner,
             splitter: SseSplitter::new(),
             strip_usage,
             out: VecDeque::new(),
-            meter: Meter {
-                ledger: Some(ledger),
-                usage: None,
-                ttft: None,
-                last_chunk: None,
-                output_bytes: 0,
-                _permit: permit,
-            },
+            meter: Meter { ledger: Some(ledger), usage: None, ttft: None, last_chunk: None, output_bytes: 0, _permit: permit },
             done: false,
         }
     }
@@ -87,10 +75,7 @@ fn mentions_usage(data: &[u8]) -> bool {
     let mut rest = data;
     while let Some(i) = rest.windows(key.len()).position(|w| w == key) {
         let after = &rest[i + key.len()..];
-        let value = after
-            .iter()
-            .skip_while(|b| b.is_ascii_whitespace() || **b == b':')
-            .find(|b| !b.is_ascii_whitespace());
+        let value = after.iter().skip_while(|b| b.is_ascii_whitespace() || **b == b':').find(|b| !b.is_ascii_whitespace());
         if value == Some(&b'{') {
             return true;
         }
@@ -103,10 +88,7 @@ impl Body for MeteredStream {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         loop {
             if let Some(b) = this.out.pop_front() {
@@ -120,10 +102,9 @@ impl Body for MeteredStream {
                 Poll::Ready(None) => {
                     *this.done = true;
                     if let Some(rest) = this.splitter.take_rest()
-                        && *this.strip_usage
-                    {
-                        this.out.push_back(rest);
-                    }
+                        && *this.strip_usage {
+                            this.out.push_back(rest);
+                        }
                     this.meter.finish(End::Complete);
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -142,16 +123,8 @@ impl Body for MeteredStream {
                         if meter.ttft.is_none() {
                             meter.ttft = Some(now - ledger.started);
                         } else if let Some(prev) = meter.last_chunk {
-                            let labels = [
-                                ledger.rt.policy.tiers[ledger.tier].name.as_str(),
-                                ledger.rt.policy.upstreams[ledger.upstream].name.as_str(),
-                            ];
-                            ledger
-                                .app
-                                .metrics
-                                .chunk_gap
-                                .with_label_values(&labels)
-                                .observe((now - prev).as_secs_f64());
+                            let labels = [ledger.rt.policy.tiers[ledger.tier].name.as_str(), ledger.rt.policy.upstreams[ledger.upstream].name.as_str()];
+                            ledger.app.metrics.chunk_gap.with_label_values(&labels).observe((now - prev).as_secs_f64());
                         }
                     }
                     meter.last_chunk = Some(now);
@@ -201,14 +174,8 @@ mod tests {
 
     #[test]
     fn usage_objects_are_told_from_nulls() {
-        assert!(mentions_usage(
-            br#"{"choices":[],"usage": {"prompt_tokens":1}}"#
-        ));
-        assert!(!mentions_usage(
-            br#"{"choices":[{"delta":{}}],"usage":null}"#
-        ));
-        assert!(!mentions_usage(
-            br#"{"choices":[{"delta":{"content":"usage"}}]}"#
-        ));
+        assert!(mentions_usage(br#"{"choices":[],"usage": {"prompt_tokens":1}}"#));
+        assert!(!mentions_usage(br#"{"choices":[{"delta":{}}],"usage":null}"#));
+        assert!(!mentions_usage(br#"{"choices":[{"delta":{"content":"usage"}}]}"#));
     }
 }

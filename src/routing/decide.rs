@@ -27,11 +27,7 @@ pub struct Decision {
 }
 
 /// Resolves the header `x-tiergate-tier` (which wins) and the model name.
-pub fn target(
-    policy: &Policy,
-    model: &str,
-    header_tier: Option<&str>,
-) -> Result<(Target, &'static str), GatewayError> {
+pub fn target(policy: &Policy, model: &str, header_tier: Option<&str>) -> Result<(Target, &'static str), GatewayError> {
     if let Some(h) = header_tier {
         let h = h.trim();
         if h.eq_ignore_ascii_case("auto") {
@@ -42,11 +38,7 @@ pub fn target(
             .map(|t| (Target::Tier(t), "header"))
             .ok_or_else(|| GatewayError::TierNotFound(h.to_string()));
     }
-    let model = policy
-        .model_aliases
-        .get(model)
-        .map(String::as_str)
-        .unwrap_or(model);
+    let model = policy.model_aliases.get(model).map(String::as_str).unwrap_or(model);
     if model == "auto" {
         Ok((Target::Auto, "auto"))
     } else if let Some(t) = policy.tier_index(model) {
@@ -75,13 +67,7 @@ pub fn decide<'a>(
     conversation: impl FnOnce() -> Result<Conversation<'a>, GatewayError>,
 ) -> Result<Decision, GatewayError> {
     Ok(match target {
-        Target::Tier(tier) => Decision {
-            tier,
-            upstream: None,
-            score: None,
-            reason,
-            reasons: Vec::new(),
-        },
+        Target::Tier(tier) => Decision { tier, upstream: None, score: None, reason, reasons: Vec::new() },
         Target::Upstream(u) => Decision {
             tier: policy.tier_of_upstream(u).unwrap_or(policy.primitive_tier),
             upstream: Some(u),
@@ -91,13 +77,7 @@ pub fn decide<'a>(
         },
         Target::Auto => {
             let c = classifier::classify(&conversation()?, &policy.classifier);
-            Decision {
-                tier: tier_for(policy, &c),
-                upstream: None,
-                score: Some(c.score),
-                reason: c.code,
-                reasons: c.reasons,
-            }
+            Decision { tier: tier_for(policy, &c), upstream: None, score: Some(c.score), reason: c.code, reasons: c.reasons }
         }
     })
 }
@@ -114,36 +94,21 @@ mod tests {
     #[test]
     fn explicit_choices_win() {
         let p = policy();
-        assert_eq!(
-            target(&p, "auto", Some("architecture")).unwrap().0,
-            Target::Tier(1)
-        );
+        assert_eq!(target(&p, "auto", Some("architecture")).unwrap().0, Target::Tier(1));
         assert_eq!(target(&p, "primitive", None).unwrap().0, Target::Tier(0));
         assert_eq!(target(&p, "openai", None).unwrap().0, Target::Upstream(1));
         assert_eq!(target(&p, "auto", None).unwrap().0, Target::Auto);
-        assert!(matches!(
-            target(&p, "gpt-9", None),
-            Err(GatewayError::ModelNotFound(_))
-        ));
-        assert!(matches!(
-            target(&p, "auto", Some("nope")),
-            Err(GatewayError::TierNotFound(_))
-        ));
+        assert!(matches!(target(&p, "gpt-9", None), Err(GatewayError::ModelNotFound(_))));
+        assert!(matches!(target(&p, "auto", Some("nope")), Err(GatewayError::TierNotFound(_))));
     }
 
     #[test]
     fn auto_uses_the_classifier_and_fim_is_primitive() {
         let p = policy();
-        let d = decide(&p, Target::Auto, "auto", || {
-            Ok(Conversation::from_prompt("def f(x", true))
-        })
-        .unwrap();
+        let d = decide(&p, Target::Auto, "auto", || Ok(Conversation::from_prompt("def f(x", true))).unwrap();
         assert_eq!((d.tier, d.reason), (p.primitive_tier, "fim"));
         let arch = "Split the billing module of this monolith into its own microservice with an event bus, and plan the database migration.";
-        let d = decide(&p, Target::Auto, "auto", || {
-            Ok(Conversation::from_prompt(arch, false))
-        })
-        .unwrap();
+        let d = decide(&p, Target::Auto, "auto", || Ok(Conversation::from_prompt(arch, false))).unwrap();
         assert_eq!(d.tier, p.architecture_tier);
     }
 }

@@ -54,29 +54,17 @@ pub fn build(up: &Upstream) -> Result<UpstreamRuntime, String> {
         .build(connector);
 
     let uri = |path: &str| -> Result<Uri, String> {
-        format!("{}{path}", up.base_url)
-            .parse()
-            .map_err(|e| format!("upstream {}: bad URL: {e}", up.name))
+        format!("{}{path}", up.base_url).parse().map_err(|e| format!("upstream {}: bad URL: {e}", up.name))
     };
     let auth = if up.api_key.is_empty() {
         None
     } else {
         let (name, value) = match up.kind {
-            UpstreamKind::Openai => (
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", up.api_key.expose()),
-            ),
-            UpstreamKind::Anthropic => (
-                http::HeaderName::from_static("x-api-key"),
-                up.api_key.expose().to_string(),
-            ),
+            UpstreamKind::Openai => (http::header::AUTHORIZATION, format!("Bearer {}", up.api_key.expose())),
+            UpstreamKind::Anthropic => (http::HeaderName::from_static("x-api-key"), up.api_key.expose().to_string()),
         };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
-            format!(
-                "upstream {}: the API key has characters not allowed in a header",
-                up.name
-            )
-        })?;
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("upstream {}: the API key has characters not allowed in a header", up.name))?;
         value.set_sensitive(true);
         Some((name, value))
     };
@@ -93,19 +81,11 @@ fn tls_config(up: &Upstream) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = &up.ca_file {
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-            format!(
-                "upstream {}: cannot read ca_file {}: {e}",
-                up.name,
-                path.display()
-            )
-        })?;
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("upstream {}: cannot read ca_file {}: {e}", up.name, path.display()))?;
         for cert in certs {
-            let cert = cert
-                .map_err(|e| format!("upstream {}: bad PEM in {}: {e}", up.name, path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("upstream {}: bad CA in {}: {e}", up.name, path.display()))?;
+            let cert = cert.map_err(|e| format!("upstream {}: bad PEM in {}: {e}", up.name, path.display()))?;
+            roots.add(cert).map_err(|e| format!("upstream {}: bad CA in {}: {e}", up.name, path.display()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
