@@ -166,12 +166,12 @@ fn every_policy_routes_the_table_as_expected() {
 fn policy_rules_weigh_and_override() {
     let base = config::DEFAULT_POLICY;
     let with_rules = base.replace(
-        "  threshold: 0.45\n",
-        "  threshold: 0.45\n  rules:\n    - name: local-only\n      pattern: \"(?i)^/local\\\\b\"\n      tier: primitive\n    - name: terraform\n      pattern: \"(?i)terraform\"\n      weight: 6.0\n",
+        "  rules: []\n",
+        "  rules:\n    - name: local-only\n      pattern: \"(?i)^/local\\\\b\"\n      tier: primitive\n    - name: terraform\n      pattern: \"(?i)terraform\"\n      weight: 6.0\n",
     );
     assert_ne!(
         with_rules, base,
-        "the default policy's threshold line moved"
+        "the default policy has no `rules: []` line any more"
     );
     let policy = config::parse("rules", &with_rules, no_env).unwrap();
     let (tier, c) = classify_prompt(
@@ -190,8 +190,8 @@ fn policy_rules_weigh_and_override() {
     );
     // A bad pattern is located in the file.
     let bad = base.replace(
-        "  threshold: 0.45\n",
-        "  threshold: 0.45\n  rules:\n    - pattern: \"(\"\n      weight: 1\n",
+        "  rules: []\n",
+        "  rules:\n    - pattern: \"(\"\n      weight: 1\n",
     );
     let e = config::parse("bad", &bad, no_env).unwrap_err();
     assert!(e.message.contains("bad pattern"), "{e}");
@@ -204,7 +204,7 @@ fn policy_rules_weigh_and_override() {
         "{e}"
     );
     // The bias leans every decision.
-    let biased = base.replace("  threshold: 0.45\n", "  threshold: 0.45\n  bias: 9.0\n");
+    let biased = base.replace("  bias: 0.0\n", "  bias: 9.0\n");
     let policy = config::parse("biased", &biased, no_env).unwrap();
     assert_eq!(classify_prompt(&policy, TABLE[0].0).0, "architecture");
 }
