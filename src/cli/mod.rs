@@ -1,8 +1,10 @@
-//! The command line: `serve`, `check`, `classify`.
+//! The command line: `serve`, `check`, `classify`, `eval` (and the hidden `train`).
 
 mod check;
 mod classify;
+mod eval;
 mod serve;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,32 @@ enum Command {
         /// Add the features and the per-feature weights behind each decision.
         #[arg(long)]
         explain: bool,
+        /// A model file from `tiergate train` instead of the embedded one.
+        #[arg(long, hide = true)]
+        model: Option<PathBuf>,
+    },
+    /// Measure the classifier on labelled JSON Lines: leave-one-source-out, bare and wrapped.
+    Eval {
+        /// Rows of {"source", "tier", "prompt"} (e.g. tests/fixtures/routing/dev.jsonl).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// List the rows each fold got wrong.
+        #[arg(long)]
+        errors: bool,
+        /// Training parameters for the folds, `epochs=20,lr=0.2,l2h=0.001,l2d=0.001,seed=7`
+        /// (and features: `bits=16,chars=1`).
+        #[arg(long)]
+        params: Option<String>,
+    },
+    /// Rebuild the classifier's weights (src/routing/model.json) from labelled JSON Lines.
+    #[command(hide = true)]
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -45,6 +73,17 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Check { policy } => check::run(policy.as_deref()),
-        Command::Classify { policy, explain } => classify::run(policy.as_deref(), explain),
+        Command::Classify {
+            policy,
+            explain,
+            model,
+        } => classify::run(policy.as_deref(), explain, model.as_deref()),
+        Command::Eval {
+            data,
+            policy,
+            errors,
+            params,
+        } => eval::run(&data, policy.as_deref(), errors, params.as_deref()),
+        Command::Train { data, out } => train::run(&data, &out),
     }
 }

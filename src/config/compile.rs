@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::ConfigError;
-use super::schema::{ClassifierConfig, PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
+use super::schema::{PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
+use crate::routing::rules::CompiledClassifier;
 use crate::secret::Secret;
 
 /// The compiled policy. Upstreams and tiers are addressed by index.
@@ -13,7 +14,7 @@ pub struct Policy {
     pub server: ServerConfig,
     pub upstreams: Vec<Upstream>,
     pub tiers: Vec<Tier>,
-    pub classifier: ClassifierConfig,
+    pub classifier: CompiledClassifier,
     pub primitive_tier: usize,
     pub architecture_tier: usize,
     pub reference_upstream: Option<usize>,
@@ -227,12 +228,10 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
     };
     let primitive_tier = tier_index(&raw.classifier.primitive_tier, "primitive_tier")?;
     let architecture_tier = tier_index(&raw.classifier.architecture_tier, "architecture_tier")?;
-    if !(0.0..=1.0).contains(&raw.classifier.threshold) {
-        return Err(err(
-            &["classifier", "threshold"],
-            "classifier.threshold must be within 0..1".into(),
-        ));
-    }
+    let classifier = CompiledClassifier::compile(&raw.classifier).map_err(|e| {
+        let path: Vec<&str> = e.path.iter().map(String::as_str).collect();
+        err(&path, e.message)
+    })?;
     let reference_upstream = match &raw.reference_upstream {
         None => None,
         Some(name) => Some(index(name).ok_or_else(|| {
@@ -257,7 +256,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         server: raw.server,
         upstreams,
         tiers,
-        classifier: raw.classifier,
+        classifier,
         primitive_tier,
         architecture_tier,
         reference_upstream,

@@ -178,7 +178,7 @@ async fn parse(app: &Arc<App>, req: Request<Incoming>) -> Result<Parsed, Gateway
         .ok_or(GatewayError::MissingField("messages"))?;
     let (target, reason) = decide::target(&rt.policy, &model, header_tier.as_deref())?;
     let decision = decide::decide(&rt.policy, target, reason, || {
-        Conversation::from_anthropic(messages, extra.system, head.tools).map_err(|e| {
+        Conversation::from_anthropic(extra.system, messages, head.tools).map_err(|e| {
             GatewayError::InvalidField {
                 param: "messages",
                 message: e.to_string(),

@@ -1,11 +1,27 @@
-//! The classifier: a pure function from a conversation to a score in 0..1 (1 = architecture)
-//! and the reasons that weighed most.
+//! The classifier: a pure function from a conversation to a calibrated score in 0..1
+//! (1 = architecture) and the features that weighed most.
+//!
+//! Order: FIM is primitive; a side call (title, compaction) is primitive; a rule that forces a
+//! tier wins; otherwise score = sigmoid(model logit of the task + structure priors + rule
+//! weights + policy bias).
 
-use super::input::{Conversation, Role};
+use super::features::dense_name;
+use super::input::Conversation;
+use super::model::sigmoid;
+use super::rules::{CompiledClassifier, Effect};
+use super::structure::{self, Structure};
+use super::task;
+
+/// Bounded reason codes (metric label, `x-tiergate-reason` header).
+pub const FIM: &str = "fim";
+pub const SIDE_CALL: &str = "side_call";
+pub const RULE: &str = "rule";
+pub const PRIMITIVE: &str = "classifier_primitive";
+pub const ARCHITECTURE: &str = "classifier_architecture";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classification {
-    /// Probability-like score that the task is architecture-scale.
+    /// Calibrated probability that the task is architecture-scale.
     pub score: f64,
     /// A bounded reason code (for the header and metrics).
     pub code: &'static str,
@@ -13,73 +29,138 @@ pub struct Classification {
     pub reasons: Vec<String>,
 }
 
-const ARCHITECTURE_WORDS: &[(&str, f64)] = &[
-    ("microservice", 2.5),
-    ("architecture", 1.5),
-    ("migrat", 2.0),
-    ("across the codebase", 2.5),
-    ("refactor", 1.0),
-    ("scalab", 1.5),
-    ("deploy", 1.0),
-    ("kubernetes", 1.5),
-    ("event bus", 2.0),
-    ("system design", 2.0),
-    ("load balanc", 1.5),
-    ("database schema", 1.0),
-    ("multiple services", 2.0),
-    ("monolith", 2.0),
-];
+/// A classification with what it was made of, for `classify --explain`.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub classification: Classification,
+    /// The task text the model judged (cut for display).
+    pub task: String,
+    pub side_call: Option<&'static str>,
+    pub structure: Structure,
+    /// Every contribution to the logit, strongest first.
+    pub contributions: Vec<(String, f64)>,
+    pub logit: f64,
+}
 
-const PRIMITIVE_WORDS: &[(&str, f64)] = &[
-    ("write a function", 2.0),
-    ("single file", 1.5),
-    ("regex", 1.5),
-    ("canvas", 1.0),
-    ("one function", 1.5),
-    ("snippet", 1.0),
-    ("implement", 0.5),
-];
+const REASONS: usize = 5;
+const TASK_SHOWN: usize = 200;
 
-/// A first honest classifier: keyword weights on the user's last turn.
-pub fn classify(conv: &Conversation<'_>) -> Classification {
-    if conv.fim {
-        return Classification {
-            score: 0.0,
-            code: "fim",
-            reasons: vec!["fill-in-the-middle completion".into()],
-        };
-    }
-    let task = conv
-        .turns
-        .iter()
-        .rev()
-        .find(|t| t.role == Role::User)
-        .map(|t| t.text.to_lowercase())
-        .unwrap_or_default();
-    let mut logit = -0.5;
-    let mut hits: Vec<(f64, String)> = Vec::new();
-    for (word, w) in ARCHITECTURE_WORDS {
-        if task.contains(word) {
-            logit += w;
-            hits.push((*w, format!("mentions \"{word}\"")));
-        }
-    }
-    for (word, w) in PRIMITIVE_WORDS {
-        if task.contains(word) {
-            logit -= w;
-            hits.push((-*w, format!("mentions \"{word}\"")));
-        }
-    }
-    hits.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-    let score = 1.0 / (1.0 + (-logit).exp());
-    let code = if score >= 0.5 {
-        "classifier_architecture"
-    } else {
-        "classifier_primitive"
+pub fn classify(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Classification {
+    explain(conv, cc).classification
+}
+
+pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation {
+    let fixed = |score: f64, code, reason: String, task: &str, side_call, logit| Explanation {
+        classification: Classification {
+            score,
+            code,
+            reasons: vec![reason],
+        },
+        task: super::features::cut(task, TASK_SHOWN).to_string(),
+        side_call,
+        structure: Structure::default(),
+        contributions: Vec::new(),
+        logit,
     };
-    Classification {
-        score,
-        code,
-        reasons: hits.into_iter().take(5).map(|(_, r)| r).collect(),
+    if conv.fim {
+        return fixed(
+            0.0,
+            FIM,
+            "fill-in-the-middle completion".into(),
+            "",
+            None,
+            f64::NEG_INFINITY,
+        );
+    }
+    let t = task::extract(conv);
+    if cc.side_calls
+        && let Some(kind) = t.side_call
+    {
+        return fixed(
+            0.0,
+            SIDE_CALL,
+            format!("side call: {kind}"),
+            &t.text,
+            Some(kind),
+            f64::NEG_INFINITY,
+        );
+    }
+    let mut contributions: Vec<(String, f64)> = Vec::new();
+    // Evidence outside the model: rule weights and structure priors.
+    let mut extra = 0.0;
+    let mut forced: Option<(bool, &str)> = None;
+    for r in &cc.rules {
+        if !r.regex.is_match(&t.text) {
+            continue;
+        }
+        match r.effect {
+            Effect::Weight(w) => {
+                extra += w;
+                contributions.push((format!("rule {}", r.name), w));
+            }
+            Effect::Force { architecture } => {
+                forced.get_or_insert((architecture, &r.name));
+            }
+        }
+    }
+    if let Some((architecture, name)) = forced {
+        let score = if architecture { 1.0 } else { 0.0 };
+        return fixed(
+            score,
+            RULE,
+            format!("rule {name}"),
+            &t.text,
+            None,
+            if architecture {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            },
+        );
+    }
+    let s = cc.model.score(&t.text);
+    for (i, c) in s.dense.iter().enumerate() {
+        if *c != 0.0 {
+            contributions.push((dense_name(i).to_string(), *c));
+        }
+    }
+    contributions.push(("intercept".into(), s.intercept));
+    contributions.push(("character n-grams".into(), s.char_total));
+    contributions.push(("word n-grams".into(), s.word_total));
+    for (c, w) in &s.words {
+        contributions.push((format!("word \"{w}\""), *c));
+    }
+    let st = structure::of(conv);
+    for (name, w) in structure::priors(&st) {
+        extra += w;
+        contributions.push((name.to_string(), w));
+    }
+    let logit = s.logit + extra + cc.bias;
+    if cc.bias != 0.0 {
+        contributions.push(("policy bias".into(), cc.bias));
+    }
+    contributions.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    let score = sigmoid(logit);
+    let code = if score >= cc.threshold {
+        ARCHITECTURE
+    } else {
+        PRIMITIVE
+    };
+    let reasons = contributions
+        .iter()
+        .take(REASONS)
+        .map(|(n, w)| format!("{n} {w:+.2}"))
+        .collect();
+    Explanation {
+        classification: Classification {
+            score,
+            code,
+            reasons,
+        },
+        task: super::features::cut(&t.text, TASK_SHOWN).to_string(),
+        side_call: None,
+        structure: st,
+        contributions,
+        logit,
     }
 }

@@ -90,7 +90,7 @@ pub fn decide<'a>(
             reasons: Vec::new(),
         },
         Target::Auto => {
-            let c = classifier::classify(&conversation()?);
+            let c = classifier::classify(&conversation()?, &policy.classifier);
             Decision {
                 tier: tier_for(policy, &c),
                 upstream: None,

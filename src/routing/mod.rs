@@ -1,12 +1,23 @@
 //! Routing: which tier and which upstreams answer a request. Pure: no I/O, no tower.
 //!
-//! `input` turns any wire format into one neutral `Conversation`; `classifier` scores it;
-//! `decide` applies explicit choices (model name, header) and the policy's threshold.
+//! `input` turns any wire format into one neutral `Conversation`; `task` finds the user's task
+//! in it; `features` and `structure` describe it; `model` (learned) and `rules` (policy) score
+//! it in `classifier`; `decide` applies explicit choices (model name, header) and the
+//! policy's threshold. `eval` and `wrap` measure the classifier.
 
 pub mod classifier;
 pub mod decide;
+pub mod eval;
+pub mod features;
 pub mod input;
+pub mod lexicon;
+pub mod model;
+pub mod rules;
+pub mod structure;
+pub mod task;
+pub mod wrap;
 
 pub use classifier::Classification;
 pub use decide::{Decision, Target};
 pub use input::{Conversation, Role, Turn};
+pub use rules::CompiledClassifier;
