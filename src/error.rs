@@ -93,7 +93,6 @@ impl GatewayError {
         match self.status().as_u16() {
             429 => "rate_limit_error",
             s if s >= 500 => "server_error",
-            404 if matches!(self, GatewayError::NotFound(_)) => "invalid_request_error",
             _ => "invalid_request_error",
         }
     }

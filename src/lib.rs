@@ -1,6 +1,11 @@
 //! tiergate: an OpenAI-compatible gateway that routes coding requests between a local model
-//! and frontier APIs. The request's way: `server` -> `app` -> `proxy` (using `routing` and
-//! `upstream`) -> back through `proxy::stream` / `proxy::record` to `metrics`.
+//! and frontier APIs.
+//!
+//! The request's way: `server` (listener) -> `app` (route table, shared state) -> `proxy`
+//! (parse with `protocol`, decide with `routing`, forward with fallback to `upstream`,
+//! translate with `translate` for Anthropic, repair with `local` for local servers) -> back
+//! through `proxy::stream` / `proxy::translated` to the client, accounted once in
+//! `proxy::record` into `metrics`. `config` is the policy; `error` every client-visible error.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
