@@ -34,6 +34,15 @@ pub fn fix_body(status: u16, body: &[u8], model: &str, offer: Option<&ToolOffer>
             outcome: None,
         };
     }
+    if offer.is_none()
+        && !normalize::needs_fix(body)
+        && let Some(body) = normalize::with_model(body, model)
+    {
+        return Fixed {
+            body,
+            outcome: None,
+        };
+    }
     let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
         return Fixed {
             body: body.to_vec(),

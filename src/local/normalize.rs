@@ -13,6 +13,57 @@ use serde_json::{Map, Value, json};
 
 use super::toolcall::ToolCall;
 
+/// `json` with its top-level `model` set to `model` and every other byte as it came: the cheap
+/// path for answers that need nothing else. None when it is not an object with a `model`.
+pub fn with_model(json: &[u8], model: &str) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        model: Option<&'a serde_json::value::RawValue>,
+    }
+    // A derived struct also reads from an array: only objects count.
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let raw = serde_json::from_slice::<Head<'_>>(json).ok()?.model?;
+    let start = raw.get().as_ptr() as usize - json.as_ptr() as usize;
+    let quoted = serde_json::to_vec(model).ok()?;
+    let mut out = Vec::with_capacity(json.len() + quoted.len());
+    out.extend_from_slice(&json[..start]);
+    out.extend_from_slice(&quoted);
+    out.extend_from_slice(&json[start + raw.get().len()..]);
+    Some(out)
+}
+
+/// Whether a success body or chunk holds anything `response`/`chunk` change besides the
+/// model: a null-valued field they drop or replace, or an error. Found without parsing.
+pub fn needs_fix(json: &[u8]) -> bool {
+    const NULLABLE: [&[u8]; 5] = [
+        b"\"content\"",
+        b"\"role\"",
+        b"\"tool_calls\"",
+        b"\"function_call\"",
+        b"\"refusal\"",
+    ];
+    let has_null_value = |key: &[u8]| {
+        let mut rest = json;
+        while let Some(i) = rest.windows(key.len()).position(|w| w == key) {
+            let after = &rest[i + key.len()..];
+            let value = after
+                .iter()
+                .skip_while(|b| b.is_ascii_whitespace() || **b == b':')
+                .find(|b| !b.is_ascii_whitespace());
+            if value == Some(&b'n') {
+                return true;
+            }
+            rest = after;
+        }
+        false
+    };
+    let error = b"\"error\"";
+    json.windows(error.len()).any(|w| w == error) || NULLABLE.iter().any(|k| has_null_value(k))
+}
+
 /// A whole chat or completions response.
 pub fn response(v: &mut Value, model: &str) {
     set_model(v, model);
@@ -190,5 +241,33 @@ fn drop_nulls(m: &mut Map<String, Value>, keys: &[&str]) {
         if m.get(*k) == Some(&Value::Null) {
             m.remove(*k);
         }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn with_model_changes_only_the_model() {
+        let body = br#"{"id":"x","model":"qwen-0.5b.gguf","choices":[{"message":{"content":"\"model\": 1"}}],"timings":{}}"#;
+        let out = with_model(body, "qwen2.5-coder").unwrap();
+        let want = String::from_utf8_lossy(body).replace("\"qwen-0.5b.gguf\"", "\"qwen2.5-coder\"");
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        assert!(with_model(b"[1]", "m").is_none());
+    }
+
+    #[test]
+    fn needs_fix_sees_nulls_and_errors_only() {
+        assert!(!needs_fix(
+            br#"{"choices":[{"delta":{"content":"hi"},"finish_reason":null}]}"#
+        ));
+        assert!(needs_fix(
+            br#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#
+        ));
+        assert!(needs_fix(
+            br#"{"choices":[{"message":{"tool_calls": null}}]}"#
+        ));
+        assert!(needs_fix(br#"{"error":{"code":400}}"#));
     }
 }

@@ -65,6 +65,13 @@ impl StreamFix {
             out.push(event);
             return;
         }
+        if self.mode == Mode::Pass
+            && !normalize::needs_fix(&data)
+            && let Some(fixed) = normalize::with_model(&data, &self.model)
+        {
+            out.push(sse(&fixed));
+            return;
+        }
         let Ok(mut v) = serde_json::from_slice::<Value>(&data) else {
             self.release(out);
             out.push(event);
