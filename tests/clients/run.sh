@@ -20,7 +20,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 BIN="${TIERGATE_BIN:-$ROOT/target/debug/tiergate}"
 CLIENT_TIMEOUT="${CLIENT_TIMEOUT:-120}"
-ALL=(codex claude-code opencode cline continue aider)
+# `NAME@frontier`: the same agent with the header `x-tiergate-tier: architecture`, so its
+# requests take the Anthropic route (passthrough for claude-code, chained for codex).
+ALL=(codex claude-code opencode cline continue aider codex@frontier claude-code@frontier)
 
 if [ -z "${TIERGATE_IN_NETNS:-}" ]; then
     export TIERGATE_IN_NETNS=1
@@ -107,6 +109,8 @@ EOF
 # BASE is the gateway's (or, when recording, the mock's) root URL.
 
 setup_codex() {
+    local headers=""
+    [ -n "${TIER_HEADER:-}" ] && headers="http_headers = { \"x-tiergate-tier\" = \"$TIER_HEADER\" }"
     mkdir -p "$HOME/.codex"
     cat >"$HOME/.codex/config.toml" <<EOF
 model = "auto"
@@ -117,6 +121,7 @@ name = "tiergate"
 base_url = "$BASE/v1"
 env_key = "TIERGATE_API_KEY"
 wire_api = "responses"
+$headers
 EOF
     export TIERGATE_API_KEY=unused
 }
@@ -125,6 +130,7 @@ run_codex() { codex exec --skip-git-repo-check --sandbox workspace-write "$1"; }
 setup_claude-code() {
     export ANTHROPIC_BASE_URL="$BASE" ANTHROPIC_API_KEY=unused ANTHROPIC_MODEL=auto \
         ANTHROPIC_SMALL_FAST_MODEL=auto DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+    [ -n "${TIER_HEADER:-}" ] && export ANTHROPIC_CUSTOM_HEADERS="x-tiergate-tier: $TIER_HEADER"
 }
 run_claude-code() { claude -p --permission-mode acceptEdits "$1"; }
 
@@ -256,7 +262,13 @@ record() {
 }
 
 test_client() {
-    local c=$1 dir="$WORK/$c" t0=$SECONDS
+    local name=$1 c=${1%@*} dir="$WORK/$1" t0=$SECONDS
+    local tier=primitive upstream=local path=/v1/chat/completions
+    TIER_HEADER=""
+    if [ "$name" != "$c" ]; then
+        TIER_HEADER=architecture tier=architecture upstream=frontier path=/v1/messages
+    fi
+    export TIER_HEADER
     mkdir -p "$dir"
     scratch "$dir"
     script_for "$c" "$dir/project" >"$dir/script.json"
@@ -267,24 +279,25 @@ test_client() {
     local rc=$? why=""
     local got
     got="$(cat "$dir/project/hello.txt" 2>/dev/null)"
-    # Every request of this client: on the primitive tier, at the `local` upstream (the
-    # policy's route), answered 2xx, and seen there by the mock (as chat completions).
+    # Every request of this client: on the tier the policy gives (primitive by the
+    # classifier, or the header's), at that tier's upstream, answered 2xx, and seen there by
+    # the mock on that upstream's path.
     local via_local total chat_seen min=2
     [ "$c" = aider ] && min=1 # aider's whole-file edit needs no tool round trip
-    via_local=$(metric tiergate_requests_total 'tier="primitive"' 'upstream="local"' "client=\"$c\"" 'status_class="2xx"')
+    via_local=$(metric tiergate_requests_total "tier=\"$tier\"" "upstream=\"$upstream\"" "client=\"$c\"" 'status_class="2xx"')
     total=$(metric tiergate_requests_total)
-    chat_seen=$(grep -c '"path": "/v1/chat/completions"' "$dir/requests.jsonl")
+    chat_seen=$(grep -c "\"path\": \"$path" "$dir/requests.jsonl")
     if [ $rc -ne 0 ]; then why="exit code $rc"
     elif [ "$got" != "$CONTENT" ]; then why="hello.txt holds '${got}'"
     elif [ "$via_local" -lt $min ] || [ "$via_local" != "$total" ]; then
-        why="$via_local of $total requests reached primitive/local as client $c"
+        why="$via_local of $total requests reached $tier/$upstream as client $c"
     elif [ "$chat_seen" != "$total" ]; then why="the local mock saw $chat_seen of $total requests"
     fi
     if [ -z "$why" ]; then
-        echo "ok: $c ($((SECONDS - t0)) s, $via_local requests via primitive/local)"
+        echo "ok: $name ($((SECONDS - t0)) s, $via_local requests via $tier/$upstream)"
         return 0
     fi
-    echo "FAILED: $c: $why ($((SECONDS - t0)) s)"
+    echo "FAILED: $name: $why ($((SECONDS - t0)) s)"
     echo "--- agent output (last 30 lines)"; tail -30 "$dir/client.out"
     echo "--- gateway log (last 10 lines)"; tail -10 "$dir/gateway.log"
     echo "--- requests the mock saw"; python3 -c '
