@@ -93,6 +93,9 @@ impl App {
             (&Method::POST, "/v1/completions" | "/completions") => {
                 proxy::openai(&self, req, proxy::Endpoint::Completions, &request_id).await
             }
+            (&Method::POST, "/v1/responses" | "/responses") => {
+                proxy::responses::responses(&self, req, &request_id).await
+            }
             (&Method::POST, "/v1/messages") => {
                 proxy::anthropic::messages(&self, req, &request_id).await
             }
@@ -119,6 +122,7 @@ impl App {
                 _,
                 "/v1/chat/completions"
                 | "/v1/completions"
+                | "/v1/responses"
                 | "/v1/models"
                 | "/healthz"
                 | "/readyz"

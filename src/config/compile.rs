@@ -36,6 +36,8 @@ pub struct Upstream {
     pub default_max_tokens: u64,
     pub repair: bool,
     pub escalate_unrepaired_tool_calls: bool,
+    /// `/v1/responses` is passed through (else translated to chat completions).
+    pub responses_api: bool,
     /// Why routing skips this upstream, if it does (missing key, disabled, unsupported kind).
     pub disabled: Option<String>,
 }
@@ -99,6 +101,13 @@ impl Policy {
         }
         out
     }
+}
+
+/// Whether the base URL is OpenAI's own API (which speaks the Responses API).
+fn is_openai_api(base_url: &str) -> bool {
+    base_url
+        .parse::<http::Uri>()
+        .is_ok_and(|u| u.host() == Some("api.openai.com"))
 }
 
 pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy, ConfigError> {
@@ -165,6 +174,9 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         } else {
             None
         };
+        let responses_api = u
+            .responses_api
+            .unwrap_or(u.kind == UpstreamKind::Openai && is_openai_api(&base_url));
         upstreams.push(Upstream {
             name: u.name,
             kind: u.kind,
@@ -178,6 +190,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             default_max_tokens: u.default_max_tokens,
             repair: u.repair,
             escalate_unrepaired_tool_calls: u.escalate_unrepaired_tool_calls,
+            responses_api,
             disabled,
         });
     }

@@ -84,6 +84,11 @@ pub struct UpstreamConfig {
     /// tier's next upstream.
     #[serde(default)]
     pub escalate_unrepaired_tool_calls: bool,
+    /// Whether the upstream speaks the Responses API (`/v1/responses` is then passed through
+    /// to it rather than translated to chat completions). Default: true for `kind: openai` at
+    /// api.openai.com, false elsewhere (local servers do not speak it).
+    #[serde(default)]
+    pub responses_api: Option<bool>,
 }
 
 fn yes() -> bool {

@@ -119,7 +119,7 @@ pub fn chat_outgoing(
 pub fn chat_adapter(include_usage: bool) -> Adapter {
     Adapter {
         stream: Some(Box::new(ChatFromAnthropic::new(now_secs(), include_usage))),
-        whole: |b| {
+        whole: Box::new(|b| {
             let resp: MessagesResponse = serde_json::from_slice(b).map_err(|e| e.to_string())?;
             let usage = resp.usage.to_openai();
             let out = chat_via_anthropic::response::translate(resp, now_secs());
@@ -127,7 +127,7 @@ pub fn chat_adapter(include_usage: bool) -> Adapter {
                 serde_json::to_vec(&out).map_err(|e| e.to_string())?,
                 Some(usage),
             ))
-        },
+        }),
         error: errors::anthropic_to_openai,
     }
 }
@@ -283,12 +283,12 @@ pub async fn messages(
 fn passthrough_adapter() -> Adapter {
     Adapter {
         stream: Some(Box::new(AnthropicPassthrough::new()) as Box<dyn StreamTranslator>),
-        whole: |b| {
+        whole: Box::new(|b| {
             let usage = serde_json::from_slice::<MessagesResponse>(b)
                 .ok()
                 .map(|r| r.usage.to_openai());
             Ok((b.to_vec(), usage))
-        },
+        }),
         error: |status, b| TranslatedError {
             status,
             body: b.to_vec(),
@@ -300,7 +300,7 @@ fn passthrough_adapter() -> Adapter {
 fn via_openai_adapter() -> Adapter {
     Adapter {
         stream: Some(Box::new(MessagesFromOpenAi::new())),
-        whole: |b| {
+        whole: Box::new(|b| {
             let resp: ChatCompletion = serde_json::from_slice(b).map_err(|e| e.to_string())?;
             let usage = resp.usage.map(|u| crate::protocol::openai::Usage {
                 prompt_tokens: u.prompt_tokens,
@@ -311,7 +311,7 @@ fn via_openai_adapter() -> Adapter {
             });
             let out = messages_via_openai::response::translate(resp);
             Ok((serde_json::to_vec(&out).map_err(|e| e.to_string())?, usage))
-        },
+        }),
         error: errors::openai_to_anthropic,
     }
 }

@@ -5,6 +5,7 @@ pub mod anthropic;
 mod forward;
 mod local;
 pub mod record;
+pub mod responses;
 mod stream;
 mod translated;
 

@@ -26,7 +26,8 @@ use crate::translate::StreamTranslator;
 use crate::translate::errors::TranslatedError;
 
 /// Reads a whole successful upstream body: the client's body and the usage it reports.
-pub type WholeFn = fn(&[u8]) -> Result<(Vec<u8>, Option<Usage>), String>;
+/// Boxed so that a translation may carry request state (the Responses envelope).
+pub type WholeFn = Box<dyn FnOnce(&[u8]) -> Result<(Vec<u8>, Option<Usage>), String> + Send>;
 
 /// How to turn one upstream answer into the client's.
 pub struct Adapter {

@@ -95,8 +95,26 @@ pub fn side_call(conv: &Conversation<'_>) -> Option<&'static str> {
     first_user.into_iter().chain(last_user).find_map(check)
 }
 
-/// Removes `<tag ...>...</tag>` blocks of client boilerplate; unwraps `<user_input>`.
+/// Reminders of its edit format that aider appends to the user's turn (for models it has no
+/// settings for, such as `auto`); everything from one of them on is boilerplate.
+const TRAILING_REMINDERS: &[&str] = &[
+    "\n\nTo suggest changes to a file you MUST return",
+    "\n\n# *SEARCH/REPLACE block* Rules:",
+    "\n\n# File editing rules:",
+];
+
+fn cut_trailing_reminder(text: &str) -> &str {
+    TRAILING_REMINDERS
+        .iter()
+        .filter_map(|m| text.find(m))
+        .min()
+        .map_or(text, |i| &text[..i])
+}
+
+/// Removes `<tag ...>...</tag>` blocks of client boilerplate and trailing edit-format
+/// reminders; unwraps `<user_input>`.
 pub fn clean(text: &str) -> Cow<'_, str> {
+    let text = cut_trailing_reminder(text);
     if !text.contains('<') {
         return Cow::Borrowed(unquote(text.trim()));
     }
@@ -215,6 +233,8 @@ mod tests {
         assert_eq!(clean("say \"hi\" to \"you\""), "say \"hi\" to \"you\"");
         assert_eq!(clean("<user_input mode=\"yolo\">Do X</user_input>"), "Do X");
         assert_eq!(clean("keep <envelope> tags"), "keep <envelope> tags");
+        let t = "Fix it\n\nTo suggest changes to a file you MUST return the entire content";
+        assert_eq!(clean(t), "Fix it");
         let t = "<task>\nAdd SSO\n</task>\n<environment_details>\n# Files\napp.py\n</environment_details>";
         assert_eq!(clean(t), "Add SSO");
     }

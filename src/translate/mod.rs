@@ -6,6 +6,8 @@
 //!   (request out, response and stream back).
 //! - `messages_via_openai`: an Anthropic `/v1/messages` request (Claude Code, the Anthropic
 //!   SDKs) served by an OpenAI-compatible upstream (the local Qwen, OpenAI).
+//! - `responses`: a Responses API request (Codex CLI) served by a chat-completions upstream,
+//!   or by Anthropic through `chat_via_anthropic`.
 //!
 //! Plus `errors` (error bodies and statuses both ways) and `count_tokens` (an estimate for
 //! upstreams that cannot count).
@@ -19,6 +21,7 @@ pub mod chat_via_anthropic;
 pub mod count_tokens;
 pub mod errors;
 pub mod messages_via_openai;
+pub mod responses;
 
 use crate::error::GatewayError;
 

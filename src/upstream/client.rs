@@ -25,6 +25,8 @@ pub struct UpstreamRuntime {
     /// `{base_url}/chat/completions` and `{base_url}/completions`.
     pub chat_uri: Uri,
     pub completions_uri: Uri,
+    /// `{base_url}/responses` (upstreams with `responses_api`).
+    pub responses_uri: Uri,
     /// Anthropic's `/v1/messages` and `/v1/messages/count_tokens` under the base URL (which
     /// may or may not end in `/v1`).
     pub messages_uri: Uri,
@@ -93,6 +95,7 @@ pub fn build(up: &Upstream) -> Result<UpstreamRuntime, String> {
         client,
         chat_uri: uri("/chat/completions")?,
         completions_uri: uri("/completions")?,
+        responses_uri: uri("/responses")?,
         messages_uri: uri(&format!("{v1}/messages"))?,
         count_tokens_uri: uri(&format!("{v1}/messages/count_tokens"))?,
         auth,

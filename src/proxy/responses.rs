@@ -1,0 +1,318 @@
+//! `POST /v1/responses`, the OpenAI Responses API (Codex CLI speaks nothing else): classified
+//! like every request (`Conversation::from_responses`), then, per upstream of the route:
+//! - an `openai` upstream with `responses_api` (api.openai.com by default): the body as sent,
+//!   only `model` rewritten; the stream passes through and its usage is read;
+//! - any other `openai` upstream (local servers): translated to chat completions
+//!   (`translate::responses`) and the answer back to Responses events;
+//! - an `anthropic` upstream: chained, Responses -> chat -> Messages, and back.
+//!
+//! A request that cannot be translated skips the upstreams that would need the translation
+//! when its route has a passthrough upstream, and is refused (400) when it has not. Answers
+//! of `repair: true` upstreams are not repaired on this path (chat completions only).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::forward::{self, Outgoing};
+use super::record::{self, Ledger};
+use super::translated::{self, Adapter};
+use super::{anthropic, read_body, tag};
+use crate::app::{App, Body, HEADER_TIER, Runtime};
+use crate::clients;
+use crate::config::{Upstream, UpstreamKind};
+use crate::error::GatewayError;
+use crate::metrics::InFlight;
+use crate::protocol::anthropic::{MessagesRequest, MessagesResponse};
+use crate::protocol::openai::{RequestHead, rewrite_body};
+use crate::protocol::openai_chat::ChatCompletion;
+use crate::routing::{Conversation, Decision, decide};
+use crate::translate::chat_via_anthropic::{self, stream::ChatFromAnthropic};
+use crate::translate::errors::{self, TranslatedError};
+use crate::translate::responses::chain::Chain;
+use crate::translate::responses::passthrough::{ResponsesPassthrough, usage_of_response};
+use crate::translate::responses::request::{self, ResponsesRequest};
+use crate::translate::responses::response::{self, Envelope};
+use crate::translate::responses::stream::ResponsesFromChat;
+
+const ENDPOINT: &str = "responses";
+
+/// The fields of a Responses request that routing reads, borrowed.
+#[derive(Deserialize)]
+struct ResponsesHead<'a> {
+    #[serde(borrow, default)]
+    instructions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tools: Option<&'a RawValue>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// How an upstream is served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Passthrough,
+    Chat,
+    Anthropic,
+}
+
+fn way(up: &Upstream) -> Way {
+    match up.kind {
+        UpstreamKind::Openai if up.responses_api => Way::Passthrough,
+        UpstreamKind::Openai => Way::Chat,
+        UpstreamKind::Anthropic => Way::Anthropic,
+    }
+}
+
+fn in_route(rt: &Runtime, d: &Decision, w: Way) -> bool {
+    forward::candidates(rt, d)
+        .iter()
+        .any(|&u| way(&rt.policy.upstreams[u]) == w)
+}
+
+/// Serves one Responses request; an error before an upstream answered is recorded here.
+pub async fn responses(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> Result<Response<Body>, GatewayError> {
+    let started = Instant::now();
+    let rt = app.runtime.load_full();
+    let client = clients::kind(req.headers());
+    let mut tier = None;
+    let mut recorded = false;
+    let result = serve(
+        app,
+        &rt,
+        req,
+        request_id,
+        started,
+        client,
+        &mut tier,
+        &mut recorded,
+    )
+    .await;
+    if let Err(e) = &result
+        && !recorded
+    {
+        let tier = tier.map(|t: usize| rt.policy.tiers[t].name.as_str());
+        record::rejected(app, ENDPOINT, client, tier, request_id, e, started);
+    }
+    result
+}
+
+/// The translations a route needs: the chat body (with the flattened namespaces) and the
+/// Messages request.
+struct Translations {
+    chat: Option<(Bytes, Vec<String>)>,
+    anthropic: Option<(MessagesRequest, Vec<String>)>,
+}
+
+fn translations(rt: &Runtime, d: &Decision, body: &[u8]) -> Result<Translations, GatewayError> {
+    let passthrough = in_route(rt, d, Way::Passthrough);
+    let wants_chat = in_route(rt, d, Way::Chat);
+    let wants_anthropic = in_route(rt, d, Way::Anthropic);
+    let mut out = Translations {
+        chat: None,
+        anthropic: None,
+    };
+    if !wants_chat && !wants_anthropic {
+        return Ok(out);
+    }
+    let req: ResponsesRequest =
+        serde_json::from_slice(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+    let t = match request::translate(req) {
+        Ok(t) => t,
+        Err(_) if passthrough => return Ok(out),
+        Err(refused) => return Err(refused.into()),
+    };
+    if wants_anthropic {
+        match chat_via_anthropic::request::translate(t.chat.clone()) {
+            Ok(m) => out.anthropic = Some((m, t.namespaces.clone())),
+            Err(_) if passthrough || wants_chat => {}
+            Err(refused) => return Err(refused.into()),
+        }
+    }
+    if wants_chat {
+        let bytes =
+            serde_json::to_vec(&t.chat).map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+        out.chat = Some((Bytes::from(bytes), t.namespaces));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    app: &Arc<App>,
+    rt: &Arc<Runtime>,
+    req: Request<Incoming>,
+    request_id: &str,
+    started: Instant,
+    client: &'static str,
+    tier: &mut Option<usize>,
+    recorded: &mut bool,
+) -> Result<Response<Body>, GatewayError> {
+    let header_tier = req
+        .headers()
+        .get(HEADER_TIER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = read_body(req.into_body(), rt.policy.server.max_body_bytes).await?;
+    let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+    let extra: ResponsesHead<'_> =
+        serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+    let model = head
+        .model_name()
+        .ok_or(GatewayError::MissingField("model"))?;
+    let input = extra.input.ok_or(GatewayError::MissingField("input"))?;
+    let (target, reason) = decide::target(&rt.policy, &model, header_tier.as_deref())?;
+    let decision = decide::decide(&rt.policy, target, reason, || {
+        Conversation::from_responses(extra.instructions, input, extra.tools).map_err(|e| {
+            GatewayError::InvalidField {
+                param: "input",
+                message: e.to_string(),
+            }
+        })
+    })?;
+    *tier = Some(decision.tier);
+    let tier_name = rt.policy.tiers[decision.tier].name.as_str();
+    app.metrics
+        .decisions
+        .with_label_values(&[tier_name, decision.reason])
+        .inc();
+
+    let t = translations(rt, &decision, &body)?;
+    let stream = head.is_stream();
+    let in_flight = InFlight::new(app.metrics.in_flight.clone());
+    let before_upstream = started.elapsed();
+    let fwd = forward::forward(
+        app,
+        rt,
+        &decision,
+        request_id,
+        |up| match way(up) {
+            Way::Passthrough => true,
+            Way::Chat => t.chat.is_some(),
+            Way::Anthropic => t.anthropic.is_some(),
+        },
+        |up, run| match (way(up), &t.chat, &t.anthropic) {
+            (Way::Chat, Some((chat, _)), _) => Outgoing {
+                uri: run.chat_uri.clone(),
+                body: with_model(chat, &up.model),
+                headers: Vec::new(),
+            },
+            (Way::Anthropic, _, Some((m, _))) => anthropic::chat_outgoing(m, None, up, run),
+            _ => Outgoing {
+                uri: run.responses_uri.clone(),
+                body: rewrite_body(&body, &head, &up.model, false),
+                headers: Vec::new(),
+            },
+        },
+    )
+    .await?;
+    let mut fwd = fwd;
+    let up = &rt.policy.upstreams[fwd.upstream];
+    let ledger = Ledger {
+        app: app.clone(),
+        rt: rt.clone(),
+        request_id: request_id.to_string(),
+        endpoint: ENDPOINT,
+        client,
+        reason: decision.reason,
+        tier: decision.tier,
+        upstream: fwd.upstream,
+        status: fwd.response.status().as_u16(),
+        stream,
+        started,
+        overhead: before_upstream,
+        prompt_bytes: body.len(),
+        in_flight: Some(in_flight),
+        upstream_in_flight: fwd.in_flight.take(),
+    };
+    *recorded = true;
+    let namespaces = match way(up) {
+        Way::Chat => t.chat.map(|c| c.1),
+        Way::Anthropic => t.anthropic.map(|a| a.1),
+        Way::Passthrough => None,
+    };
+    let env = Envelope::new(
+        fastrand::u64(..),
+        now_secs(),
+        &up.model,
+        namespaces.unwrap_or_default(),
+    );
+    let adapter = match way(up) {
+        Way::Passthrough => passthrough_adapter(),
+        Way::Chat => chat_adapter(env),
+        Way::Anthropic => anthropic_adapter(env),
+    };
+    let resp = translated::respond(fwd, up, tier_name, ledger, adapter).await?;
+    Ok(tag(resp, tier_name, &up.name, decision.reason))
+}
+
+/// A translated body (written with the client's model) with the upstream's model.
+fn with_model(body: &Bytes, model: &str) -> Bytes {
+    match RequestHead::parse(body) {
+        Ok(head) => rewrite_body(body, &head, model, false),
+        Err(_) => body.clone(),
+    }
+}
+
+fn same_error(status: u16, b: &[u8]) -> TranslatedError {
+    TranslatedError {
+        status,
+        body: b.to_vec(),
+        retryable: errors::is_retryable(status),
+    }
+}
+
+fn passthrough_adapter() -> Adapter {
+    Adapter {
+        stream: Some(Box::new(ResponsesPassthrough::new())),
+        whole: Box::new(|b| Ok((b.to_vec(), usage_of_response(b)))),
+        error: same_error,
+    }
+}
+
+fn chat_adapter(env: Envelope) -> Adapter {
+    Adapter {
+        stream: Some(Box::new(ResponsesFromChat::new(env.clone()))),
+        whole: Box::new(move |b| {
+            let resp: ChatCompletion = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+            let (out, usage) = response::translate(resp, &env);
+            Ok((serde_json::to_vec(&out).map_err(|e| e.to_string())?, usage))
+        }),
+        error: same_error,
+    }
+}
+
+fn anthropic_adapter(env: Envelope) -> Adapter {
+    Adapter {
+        stream: Some(Box::new(Chain::new(
+            Box::new(ChatFromAnthropic::new(env.created_at, true)),
+            Box::new(ResponsesFromChat::new(env.clone())),
+        ))),
+        whole: Box::new(move |b| {
+            let resp: MessagesResponse = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+            let usage = resp.usage.to_openai();
+            let chat = chat_via_anthropic::response::translate(resp, env.created_at);
+            let (out, _) = response::translate(chat, &env);
+            Ok((
+                serde_json::to_vec(&out).map_err(|e| e.to_string())?,
+                Some(usage),
+            ))
+        }),
+        error: errors::anthropic_to_openai,
+    }
+}
