@@ -17,4 +17,5 @@ pub mod routing;
 pub mod secret;
 pub mod server;
 pub mod translate;
+pub mod ui;
 pub mod upstream;
