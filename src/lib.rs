@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod local;
 pub mod metrics;
