@@ -1,6 +1,6 @@
 //! `tiergate demo --requests 40`, the real binary: both tiers used, the savings computed from
 //! the gateway's metrics and consistent with the costs it prints, exit 0, in good time.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! DevTools protocol: the demo's simulated upstreams and the gateway run in process, the test
 //! sends traffic, and the numbers on the page must change with it, with no console error.
 //! A screenshot is kept at target/ui-artifacts/live-page.png.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
