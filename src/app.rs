@@ -48,6 +48,8 @@ impl Runtime {
 pub struct App {
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Metrics,
+    /// The latest routing decisions, for the live page.
+    pub recent: crate::ui::Recent,
     ready: AtomicBool,
 }
 
@@ -56,6 +58,7 @@ impl App {
         let app = App {
             runtime: ArcSwap::from_pointee(runtime),
             metrics: Metrics::new(),
+            recent: crate::ui::Recent::default(),
             ready: AtomicBool::new(true),
         };
         app.publish_upstream_state();
@@ -113,6 +116,8 @@ impl App {
                 Bytes::from_static(b"ok\n"),
             )),
             (&Method::GET, "/readyz") => Ok(self.readyz()),
+            (&Method::GET, "/" | "/index.html") => Ok(crate::ui::page()),
+            (&Method::GET, crate::ui::STATS_PATH) => Ok(crate::ui::stats(&self)),
             (&Method::GET, "/metrics") => Ok(text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

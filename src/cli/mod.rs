@@ -1,7 +1,8 @@
-//! The command line: `serve`, `check`, `classify`, `eval` (and the hidden `train`).
+//! The command line: `serve`, `check`, `classify`, `eval`, `demo` (and the hidden `train`).
 
 mod check;
 mod classify;
+mod demo;
 mod eval;
 mod serve;
 mod train;
@@ -58,6 +59,8 @@ enum Command {
         #[arg(long)]
         params: Option<String>,
     },
+    /// The whole product on this machine: simulated upstreams, the gateway, a workload, a summary.
+    Demo(demo::Args),
     /// Rebuild the classifier's weights (src/routing/model.json) from labelled JSON Lines.
     #[command(hide = true)]
     Train {
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
             errors,
             params,
         } => eval::run(&data, policy.as_deref(), errors, params.as_deref()),
+        Command::Demo(args) => demo::run(args),
         Command::Train { data, out } => train::run(&data, &out),
     }
 }

@@ -30,6 +30,8 @@ pub struct PolicyFile {
 pub struct ServerConfig {
     pub listen: String,
     pub max_body_bytes: usize,
+    /// Show the start of each task on the live page (`/`); off: tiers, scores and numbers only.
+    pub ui_show_prompts: bool,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +39,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 16 * 1024 * 1024,
+            ui_show_prompts: false,
         }
     }
 }

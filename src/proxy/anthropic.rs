@@ -42,6 +42,7 @@ use crate::translate::chat_via_anthropic::{
 use crate::translate::errors::{self, TranslatedError};
 use crate::translate::messages_via_openai::{self, stream::MessagesFromOpenAi};
 use crate::translate::{StreamTranslator, count_tokens};
+use crate::ui::Note;
 
 const VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 const BETA: HeaderName = HeaderName::from_static("anthropic-beta");
@@ -271,6 +272,10 @@ pub async fn messages(
         prompt_bytes: body.len(),
         in_flight: Some(in_flight),
         upstream_in_flight: fwd.in_flight.take(),
+        note: Note::of(&rt.policy, &decision, || {
+            let extra: MessagesHead<'_> = serde_json::from_slice(&body).ok()?;
+            Conversation::from_anthropic(extra.system, head.messages?, head.tools).ok()
+        }),
     };
     let adapter = match up.kind {
         UpstreamKind::Anthropic => passthrough_adapter(),

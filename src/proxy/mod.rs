@@ -24,6 +24,7 @@ use crate::error::{GatewayError, UpstreamFailure};
 use crate::metrics::InFlight;
 use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
 use crate::routing::{Conversation, decide};
+use crate::ui::Note;
 use crate::upstream::UpstreamRuntime;
 use record::{End, Ledger};
 use stream::MeteredStream;
@@ -224,6 +225,7 @@ async fn serve(
         prompt_bytes: record::prompt_len(&head),
         in_flight: progress.in_flight.take(),
         upstream_in_flight: fwd.in_flight.take(),
+        note: Note::of(&rt.policy, &decision, || conversation(&head, endpoint).ok()),
     };
     // From here on the ledger records the request, whatever happens.
     progress.recorded = true;

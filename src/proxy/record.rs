@@ -12,6 +12,7 @@ use crate::config::Price;
 use crate::error::GatewayError;
 use crate::metrics::{InFlight, NONE, status_class};
 use crate::protocol::openai::{RequestHead, Usage};
+use crate::ui::{Entry, Note};
 
 /// How a response ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub struct Ledger {
     /// The request's and the upstream's in-flight gauges, lowered when the ledger is done.
     pub in_flight: Option<InFlight>,
     pub upstream_in_flight: Option<InFlight>,
+    /// Score and reasons of the decision, for the live page's recent decisions.
+    pub note: Note,
 }
 
 /// About four bytes per token for code and English (JSON framing of messages included):
@@ -215,6 +218,28 @@ impl Ledger {
             ttft_ms = ttft.map(|t| t.as_secs_f64() * 1e3),
             overhead_ms = self.overhead.as_secs_f64() * 1e3,
         );
+        self.app.recent.push(Entry {
+            at_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            request_id: self.request_id,
+            endpoint: self.endpoint,
+            client: self.client,
+            tier: tier.to_string(),
+            upstream: up.name.clone(),
+            reason: self.reason,
+            score: self.note.score,
+            reasons: self.note.reasons,
+            status,
+            stream: self.stream,
+            end: end.label(),
+            latency_ms: elapsed.as_secs_f64() * 1e3,
+            ttft_ms: ttft.map(|t| t.as_secs_f64() * 1e3),
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+            cost_usd: cost,
+            prompt: self.note.prompt,
+        });
     }
 }
 
