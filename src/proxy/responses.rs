@@ -39,6 +39,7 @@ use crate::translate::responses::passthrough::{ResponsesPassthrough, usage_of_re
 use crate::translate::responses::request::{self, ResponsesRequest};
 use crate::translate::responses::response::{self, Envelope};
 use crate::translate::responses::stream::ResponsesFromChat;
+use crate::ui::Note;
 
 const ENDPOINT: &str = "responses";
 
@@ -239,6 +240,9 @@ async fn serve(
         prompt_bytes: body.len(),
         in_flight: Some(in_flight),
         upstream_in_flight: fwd.in_flight.take(),
+        note: Note::of(&rt.policy, &decision, || {
+            Conversation::from_responses(extra.instructions, input, extra.tools).ok()
+        }),
     };
     *recorded = true;
     let namespaces = match way(up) {
