@@ -306,6 +306,32 @@ fn leave_one_source_out_meets_the_targets() {
     }
 }
 
+/// Prompts written for this test, not from dev: typical assistant requests labelled by the
+/// LABELING.md rule. The shipped model never saw them; the issue's bar outside the project is
+/// 0.90 accuracy and 0.90 architecture recall in every wrapping.
+#[test]
+fn held_out_prompts_meet_the_outside_bar_in_every_wrapping() {
+    let rows = eval::parse_rows(
+        &std::fs::read_to_string(format!("{FIXTURES}/routing/holdout.jsonl")).unwrap(),
+    )
+    .unwrap();
+    assert!(rows.len() >= 30);
+    let dev = std::fs::read_to_string(format!("{FIXTURES}/routing/dev.jsonl")).unwrap();
+    for r in &rows {
+        assert!(
+            !dev.contains(&r.prompt[..40.min(r.prompt.len())]),
+            "{} is in dev",
+            r.id
+        );
+    }
+    let policy = default_policy();
+    for &w in wrap::ALL {
+        let r = eval::resubstitution(&rows, &policy.classifier, w);
+        assert!(r.overall.accuracy() >= 0.90, "{}", r.render(w.name()));
+        assert!(r.overall.arch_recall() >= 0.90, "{}", r.render(w.name()));
+    }
+}
+
 // Issue 3 asks for 0.92 / 0.92 / 0.80. The shipped features reach 0.910 / 0.914 / 0.760
 // (karan-projects): these floors guard what is reached so that no change makes it worse;
 // raise them to the targets when the model gets there.

@@ -10,7 +10,13 @@ use crate::routing::eval;
 use crate::routing::model::TrainParams;
 use crate::routing::wrap;
 
-pub fn run(data: &Path, policy: Option<&Path>, errors: bool, params: Option<&str>) -> ExitCode {
+pub fn run(
+    data: &Path,
+    policy: Option<&Path>,
+    errors: bool,
+    params: Option<&str>,
+    shipped: bool,
+) -> ExitCode {
     let mut err = std::io::stderr();
     let policy = match config::load(policy) {
         Ok(p) => p,
@@ -30,6 +36,22 @@ pub fn run(data: &Path, policy: Option<&Path>, errors: bool, params: Option<&str
         }
     };
     let cc = &policy.classifier;
+    if shipped {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "policy {}: threshold {}, bias {}; shipped model {}",
+            policy.source, cc.threshold, cc.bias, cc.model.trained_on
+        );
+        for &w in wrap::ALL {
+            let r = eval::resubstitution(&rows, cc, w);
+            let _ = write!(out, "{}", r.render(&format!("shipped model, {}", w.name())));
+            if errors {
+                print_errors(&mut out, &r);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     // Feature settings are not training parameters: split them off.
     let spec = params.unwrap_or("");
     let mut features = cc.model.features;
@@ -38,6 +60,8 @@ pub fn run(data: &Path, policy: Option<&Path>, errors: bool, params: Option<&str
         match kv.split_once('=') {
             Some(("chars", v)) => features.char_ngrams = v == "1",
             Some(("bits", v)) => features.hash_bits = v.parse().unwrap_or(features.hash_bits),
+            Some(("norm", v)) => features.norm_power = v.parse().unwrap_or(features.norm_power),
+            Some(("stop", v)) => features.stopwords = v == "1",
             _ => rest.push(kv),
         }
     }
@@ -73,13 +97,7 @@ pub fn run(data: &Path, policy: Option<&Path>, errors: bool, params: Option<&str
             r.render(&format!("leave-one-source-out, {}", w.name()))
         );
         if errors {
-            for (id, arch, score) in &r.errors {
-                let _ = writeln!(
-                    out,
-                    "    wrong: {id} (truth {}) score {score:.3}",
-                    if *arch { "architecture" } else { "primitive" }
-                );
-            }
+            print_errors(&mut out, r);
         }
         let (worst, acc) = r.worst_source().unwrap_or(("-", 0.0));
         summary.push_str(&format!(
@@ -97,4 +115,14 @@ pub fn run(data: &Path, policy: Option<&Path>, errors: bool, params: Option<&str
         fit.overall.arch_recall()
     );
     ExitCode::SUCCESS
+}
+
+fn print_errors(out: &mut impl Write, r: &eval::Report) {
+    for (id, arch, score) in &r.errors {
+        let _ = writeln!(
+            out,
+            "    wrong: {id} (truth {}) score {score:.3}",
+            if *arch { "architecture" } else { "primitive" }
+        );
+    }
 }

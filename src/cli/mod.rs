@@ -55,9 +55,13 @@ enum Command {
         #[arg(long)]
         errors: bool,
         /// Training parameters for the folds, `epochs=20,lr=0.2,l2h=0.001,l2d=0.001,seed=7`
-        /// (and features: `bits=16,chars=1`).
+        /// (and features: `bits=16,chars=1,norm=0.35,stop=0`).
         #[arg(long)]
         params: Option<String>,
+        /// Score the rows with the shipped model, bare and wrapped, instead of
+        /// leave-one-source-out (for held-out data the model never saw).
+        #[arg(long)]
+        shipped: bool,
     },
     /// The whole product on this machine: simulated upstreams, the gateway, a workload, a summary.
     Demo(demo::Args),
@@ -86,7 +90,8 @@ pub fn main() -> ExitCode {
             policy,
             errors,
             params,
-        } => eval::run(&data, policy.as_deref(), errors, params.as_deref()),
+            shipped,
+        } => eval::run(&data, policy.as_deref(), errors, params.as_deref(), shipped),
         Command::Demo(args) => demo::run(args),
         Command::Train { data, out } => train::run(&data, &out),
     }

@@ -12,6 +12,8 @@ use crate::routing::model::TrainParams;
 pub const FEATURES: FeatureConfig = FeatureConfig {
     hash_bits: 16,
     char_ngrams: true,
+    norm_power: 0.35,
+    stopwords: false,
 };
 
 pub fn run(data: &Path, out: &Path) -> ExitCode {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::lexicon::GROUPS;
+use super::phrases::{Matcher, PHRASES, PhraseSet};
 
 /// Hashed feature kinds, each normalised by its own count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,40 +16,67 @@ pub enum Kind {
     Char,
 }
 
-/// Names of the dense features, in order, after the cue groups.
-pub const EXTRA: &[&str] = &["arch_variety", "paths", "code", "question", "cue_balance"];
+/// Names of the dense features, in order, after the cue groups and the phrase groups.
+pub const EXTRA: &[&str] = &[
+    "arch_variety",
+    "paths",
+    "code",
+    "question",
+    "cue_balance",
+    "app_components",
+    "no_evidence",
+];
 
-/// Number of dense features: one per cue group plus `EXTRA`.
+/// Number of dense features: one per cue group and phrase group, plus `EXTRA`.
 pub fn dense_len() -> usize {
-    GROUPS.len() + EXTRA.len()
+    GROUPS.len() + PHRASES.len() + EXTRA.len()
 }
 
 /// The name of dense feature `i`.
 pub fn dense_name(i: usize) -> &'static str {
     if i < GROUPS.len() {
         GROUPS[i].name
+    } else if i < GROUPS.len() + PHRASES.len() {
+        PHRASES[i - GROUPS.len()].name
     } else {
-        EXTRA.get(i - GROUPS.len()).copied().unwrap_or("?")
+        EXTRA
+            .get(i - GROUPS.len() - PHRASES.len())
+            .copied()
+            .unwrap_or("?")
     }
 }
 
 /// The first groups of `GROUPS` are evidence for architecture, the rest for primitive.
 const ARCH_GROUPS: usize = 7;
+/// The first groups of `PHRASES` are evidence for architecture, the rest for primitive.
+const ARCH_PHRASES: usize = 6;
 
 /// Tasks longer than this are hashed up to here; the rest is still counted for paths.
 pub const MAX_HASHED_BYTES: usize = 64 * 1024;
 
 /// How text becomes hashed features; stored with the model so that training and serving agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureConfig {
     pub hash_bits: u32,
     pub char_ngrams: bool,
+    /// Each hashed feature of a kind emitted n times weighs n^-norm_power (see `norm`).
+    #[serde(default = "default_norm_power")]
+    pub norm_power: f32,
+    /// Function words ("the", "can", "you") are left out of the word n-grams: they carry a
+    /// source's style, not the kind of task.
+    #[serde(default)]
+    pub stopwords: bool,
+}
+
+fn default_norm_power() -> f32 {
+    0.35
 }
 
 /// Cue word -> group, keyed by the word's hash (raw word first, stem second).
 #[derive(Debug, Clone, Default)]
 pub struct Lexicon {
     map: HashMap<u64, u8, BuildHasherDefault<Identity>>,
+    phrases: PhraseSet,
 }
 
 impl Lexicon {
@@ -65,7 +93,8 @@ impl Lexicon {
                 map.insert(fnv(RAW_SEED, w.as_bytes()), g as u8);
             }
         }
-        Lexicon { map }
+        let phrases = PhraseSet::new(|w| fnv(STEM_SEED, stem(w).as_bytes()));
+        Lexicon { map, phrases }
     }
 
     fn group(&self, raw: u64, stemmed: u64) -> Option<usize> {
@@ -128,6 +157,100 @@ pub fn stem(w: &str) -> &str {
         }
     }
     w
+}
+
+/// Function words: frequent in every source, so what they weigh is a source's style.
+pub fn is_stopword(w: &str) -> bool {
+    matches!(
+        w,
+        "a" | "an"
+            | "the"
+            | "and"
+            | "or"
+            | "but"
+            | "of"
+            | "to"
+            | "in"
+            | "on"
+            | "at"
+            | "by"
+            | "for"
+            | "with"
+            | "from"
+            | "as"
+            | "into"
+            | "is"
+            | "are"
+            | "was"
+            | "were"
+            | "be"
+            | "been"
+            | "being"
+            | "it"
+            | "its"
+            | "this"
+            | "that"
+            | "these"
+            | "those"
+            | "then"
+            | "than"
+            | "there"
+            | "their"
+            | "they"
+            | "them"
+            | "he"
+            | "she"
+            | "his"
+            | "her"
+            | "i"
+            | "me"
+            | "my"
+            | "you"
+            | "your"
+            | "can"
+            | "could"
+            | "will"
+            | "would"
+            | "should"
+            | "may"
+            | "might"
+            | "must"
+            | "do"
+            | "does"
+            | "did"
+            | "have"
+            | "has"
+            | "had"
+            | "if"
+            | "so"
+            | "not"
+            | "no"
+            | "all"
+            | "any"
+            | "each"
+            | "which"
+            | "what"
+            | "when"
+            | "where"
+            | "who"
+            | "how"
+            | "also"
+            | "only"
+            | "just"
+            | "some"
+            | "such"
+            | "very"
+            | "more"
+            | "most"
+            | "other"
+            | "about"
+            | "up"
+            | "out"
+            | "s"
+            | "t"
+            | "e"
+            | "g"
+    )
 }
 
 /// Dense features and counts of one text.
@@ -254,11 +377,13 @@ pub fn extract(
     let mut prev: Option<u64> = None;
     let mut lower = String::with_capacity(32);
     let mut first = true;
+    let mut phrases = Matcher::new(&lexicon.phrases);
     for line in text.lines() {
         let t = line.trim_start();
         // Markdown headings are a source's layout ("# Introduction"), not its request.
         if t.starts_with('#') {
             prev = None;
+            phrases.reset();
             continue;
         }
         if line.starts_with("    ") && t.contains(['(', '=', ';']) {
@@ -306,6 +431,15 @@ pub fn extract(
                 if let Some(g) = lexicon.group(hr, hs) {
                     groups[g] += 1;
                 }
+                phrases.push(hs, &lower);
+                if first {
+                    visit(Kind::Word, index(fnv(FIRST_SEED, s.as_bytes()), bits), "");
+                    n_word_feats += 1;
+                    first = false;
+                }
+                if cfg.stopwords && is_stopword(&lower) {
+                    continue;
+                }
                 visit(Kind::Word, index(hs, bits), s);
                 n_word_feats += 1;
                 if let Some(p) = prev {
@@ -315,11 +449,6 @@ pub fn extract(
                         "",
                     );
                     n_word_feats += 1;
-                }
-                if first {
-                    visit(Kind::Word, index(fnv(FIRST_SEED, s.as_bytes()), bits), "");
-                    n_word_feats += 1;
-                    first = false;
                 }
                 prev = Some(hs);
                 if cfg.char_ngrams && lower.len() >= 4 {
@@ -346,6 +475,7 @@ pub fn extract(
     }
     let mut values = Vec::with_capacity(dense_len());
     values.extend(groups.iter().map(|&c| (1.0 + c as f32).ln()));
+    values.extend(phrases.counts.iter().map(|&c| (1.0 + c as f32).ln()));
     let arch: u32 = groups[..ARCH_GROUPS].iter().sum();
     let prim: u32 = groups[ARCH_GROUPS..].iter().sum();
     let variety = groups[..ARCH_GROUPS].iter().filter(|&&c| c > 0).count();
@@ -358,6 +488,15 @@ pub fn extract(
         0.0
     });
     values.push(((1.0 + arch as f32) / (1.0 + prim as f32)).ln());
+    // One application case alone (a database, a login) is a small app; two or more are the
+    // labeling rule's multi-component application.
+    values.push(phrases.app_components().saturating_sub(1) as f32);
+    // None of the labeling rule's specific reasons (services, stores, infrastructure, scale,
+    // an existing codebase, an application's parts): architecture needs one of them.
+    let specific = groups[..3].iter().sum::<u32>()
+        + groups[6]
+        + phrases.counts[..ARCH_PHRASES].iter().sum::<u32>();
+    values.push(if specific == 0 { 1.0 } else { 0.0 });
     Dense {
         values,
         words: n_word_feats,
@@ -367,11 +506,9 @@ pub fn extract(
 
 /// The scale of each hashed feature of a kind emitted `n` times: between the sum (which
 /// lets long texts shout) and the mean (which lets one word decide a short text).
-pub fn norm(n: u32) -> f64 {
-    1.0 / f64::from(n.max(1)).powf(NORM_POWER)
+pub fn norm(n: u32, power: f32) -> f64 {
+    1.0 / f64::from(n.max(1)).powf(f64::from(power))
 }
-
-const NORM_POWER: f64 = 0.35;
 
 /// `text` cut to at most `max` bytes, on a char boundary.
 pub fn cut(text: &str, max: usize) -> &str {
@@ -392,6 +529,8 @@ mod tests {
     const CFG: FeatureConfig = FeatureConfig {
         hash_bits: 18,
         char_ngrams: true,
+        norm_power: 0.35,
+        stopwords: true,
     };
 
     #[test]

@@ -12,6 +12,7 @@ pub mod features;
 pub mod input;
 pub mod lexicon;
 pub mod model;
+pub mod phrases;
 pub mod rules;
 pub mod structure;
 pub mod task;

@@ -121,8 +121,8 @@ impl Model {
                 Kind::Char => char_sum += f64::from(w),
             }
         });
-        let word_scale = features::norm(d.words);
-        let char_scale = features::norm(d.chars);
+        let word_scale = features::norm(d.words, self.features.norm_power);
+        let char_scale = features::norm(d.chars, self.features.norm_power);
         let a = self.calibration.a;
         let dense: Vec<f64> = d
             .values
@@ -182,8 +182,8 @@ impl Example {
     pub fn new(text: &str, cfg: FeatureConfig, lexicon: &Lexicon, architecture: bool) -> Example {
         let mut raw: Vec<(Kind, u32)> = Vec::new();
         let d: Dense = features::extract(text, cfg, lexicon, |k, i, _| raw.push((k, i)));
-        let ws = features::norm(d.words) as f32;
-        let cs = features::norm(d.chars) as f32;
+        let ws = features::norm(d.words, cfg.norm_power) as f32;
+        let cs = features::norm(d.chars, cfg.norm_power) as f32;
         let mut hashed: Vec<(u32, f32)> = raw
             .into_iter()
             .map(|(k, i)| (i, if k == Kind::Word { ws } else { cs }))
@@ -440,6 +440,8 @@ mod tests {
     const CFG: FeatureConfig = FeatureConfig {
         hash_bits: 16,
         char_ngrams: true,
+        norm_power: 0.35,
+        stopwords: false,
     };
 
     #[test]

@@ -116,7 +116,6 @@ impl Recent {
 mod tests {
     use super::*;
     use crate::config::{DEFAULT_POLICY, parse};
-    use crate::routing::decide::{Target, decide};
 
     fn entry(n: u64) -> Entry {
         Entry {
@@ -160,11 +159,14 @@ mod tests {
         );
         let p = parse("p", &yaml, |_| None).unwrap();
         let prompt = "Write a debounce function in JavaScript that delays calls until 300 ms have passed without a new call.";
-        let d = decide(&p, Target::Auto, "auto", || {
-            Ok(Conversation::from_prompt(prompt, false))
-        })
-        .unwrap();
-        assert!(d.reasons.iter().any(|r| r.contains('"')), "{:?}", d.reasons);
+        // A decision as the classifier makes them: one reason quotes a word of the prompt.
+        let d = Decision {
+            tier: p.primitive_tier,
+            upstream: None,
+            score: Some(0.2),
+            reason: "classifier_primitive",
+            reasons: vec!["word \"debounce\"".into(), "single artifact".into()],
+        };
         Note::of(&p, &d, || Some(Conversation::from_prompt(prompt, false)))
     }
 
