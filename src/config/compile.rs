@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::ConfigError;
+use super::resilience::{BreakerConfig, HealthConfig, RetryBudgetConfig, RetryConfig};
 use super::schema::{PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
 use crate::routing::rules::CompiledClassifier;
 use crate::secret::Secret;
@@ -19,6 +20,7 @@ pub struct Policy {
     pub architecture_tier: usize,
     pub reference_upstream: Option<usize>,
     pub model_aliases: BTreeMap<String, String>,
+    pub retry_budget: RetryBudgetConfig,
 }
 
 #[derive(Debug)]
@@ -38,6 +40,11 @@ pub struct Upstream {
     pub escalate_unrepaired_tool_calls: bool,
     /// Why routing skips this upstream, if it does (missing key, disabled, unsupported kind).
     pub disabled: Option<String>,
+    pub max_queue: usize,
+    pub latency_target: Option<std::time::Duration>,
+    pub retry: RetryConfig,
+    pub breaker: BreakerConfig,
+    pub health: Option<HealthConfig>,
 }
 
 impl Upstream {
@@ -147,6 +154,12 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
                 format!("upstream {}: max_concurrency must be at least 1", u.name),
             ));
         }
+        if let Some(problem) = resilience_problem(&u) {
+            return Err(err(
+                &["upstreams", &u.name, problem.0],
+                format!("upstream {}: {}", u.name, problem.1),
+            ));
+        }
         if u.escalate_unrepaired_tool_calls && !u.repair {
             return Err(err(
                 &["upstreams", &u.name, "escalate_unrepaired_tool_calls"],
@@ -179,6 +192,11 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             repair: u.repair,
             escalate_unrepaired_tool_calls: u.escalate_unrepaired_tool_calls,
             disabled,
+            max_queue: u.max_queue,
+            latency_target: u.latency_target,
+            retry: u.retry,
+            breaker: u.breaker,
+            health: u.health,
         });
     }
     let index = |name: &str| upstreams.iter().position(|u| u.name == name);
@@ -251,6 +269,17 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             ));
         }
     }
+    let rb = &raw.retry_budget;
+    if !(rb.ratio.is_finite()
+        && rb.ratio >= 0.0
+        && rb.min_per_second.is_finite()
+        && rb.min_per_second >= 0.0)
+    {
+        return Err(err(
+            &["retry_budget"],
+            "retry_budget: ratio and min_per_second must be finite and not negative".into(),
+        ));
+    }
     Ok(Policy {
         source: file.to_string(),
         server: raw.server,
@@ -261,7 +290,44 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         architecture_tier,
         reference_upstream,
         model_aliases: raw.model_aliases,
+        retry_budget: raw.retry_budget,
     })
+}
+
+/// The first problem of an upstream's timeouts, breaker or health check: the key and why.
+fn resilience_problem(u: &super::schema::UpstreamConfig) -> Option<(&'static str, &'static str)> {
+    let t = &u.timeouts;
+    if [t.connect, t.first_byte, t.idle, t.total]
+        .iter()
+        .any(|d| d.is_zero())
+    {
+        return Some(("timeouts", "timeouts must be longer than zero"));
+    }
+    let b = &u.breaker;
+    if b.enabled && (b.consecutive_failures == 0 || b.probes == 0) {
+        return Some((
+            "breaker",
+            "breaker consecutive_failures and probes must be at least 1",
+        ));
+    }
+    if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
+        return Some(("breaker", "breaker error_rate must be in (0, 1]"));
+    }
+    if b.window.is_zero() || b.cool_down.is_zero() {
+        return Some((
+            "breaker",
+            "breaker window and cool_down must be longer than zero",
+        ));
+    }
+    if let Some(h) = &u.health
+        && (h.interval.is_zero() || h.timeout.is_zero() || !h.path.starts_with('/'))
+    {
+        return Some((
+            "health",
+            "health needs an interval and timeout above zero and a path starting with /",
+        ));
+    }
+    None
 }
 
 /// Finds where a semantic error sits in the text: each element of `path` is searched, as a

@@ -17,6 +17,12 @@ impl SseSplitter {
 
     /// Feeds `chunk`; appends each event it completes (terminator included) to `out`.
     pub fn push(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) {
+        self.push_complete(chunk, out);
+    }
+
+    /// As `push`, and returns the completed events as one contiguous slice (no copy when
+    /// nothing was held back): what can be passed on without ever sending half an event.
+    pub fn push_complete(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Bytes {
         let data = if self.partial.is_empty() {
             chunk
         } else {
@@ -31,6 +37,7 @@ impl SseSplitter {
         if start < data.len() {
             self.partial.extend_from_slice(&data[start..]);
         }
+        data.slice(..start)
     }
 
     /// Bytes of an event that never got its terminating blank line.
