@@ -26,6 +26,8 @@ pub enum StreamFault {
     Total(Duration),
     #[error("the upstream broke off its response: {0}")]
     Broken(String),
+    #[error("the upstream ended its stream without [DONE]")]
+    Truncated,
 }
 
 impl StreamFault {
@@ -35,6 +37,7 @@ impl StreamFault {
             StreamFault::Idle(_) => "idle_timeout",
             StreamFault::Total(_) => "total_timeout",
             StreamFault::Broken(_) => "broken",
+            StreamFault::Truncated => "truncated",
         }
     }
 }

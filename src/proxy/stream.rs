@@ -43,6 +43,8 @@ struct Meter {
     last_chunk: Option<Instant>,
     /// Bytes of generated text seen so far, for an estimate when no usage arrives.
     output_text: usize,
+    /// Whether `data: [DONE]` came: a stream that ends without it was cut short.
+    saw_done: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -110,6 +112,7 @@ impl MeteredStream {
                 ttft: None,
                 last_chunk: None,
                 output_text: 0,
+                saw_done: false,
                 _permit: permit,
             },
             done: false,
@@ -155,6 +158,9 @@ impl Meter {
         let complete = splitter.push_complete(data, &mut events);
         for event in events {
             let payload = data_of(&event);
+            if payload.as_deref() == Some(b"[DONE]") {
+                self.saw_done = true;
+            }
             let text = payload.as_deref().map_or(0, output_text_len);
             if text > 0 && self.ttft.is_none() {
                 self.ttft = self.ledger.as_ref().map(|l| now - l.started);
@@ -208,9 +214,16 @@ impl Body for MeteredStream {
                 Poll::Ready(None) => {
                     *this.done = true;
                     if let Some(rest) = this.splitter.take_rest() {
+                        this.meter.saw_done |= data_of(&rest).as_deref() == Some(b"[DONE]");
                         this.batch.push(rest);
                     }
-                    this.meter.finish(End::Complete);
+                    if this.meter.saw_done {
+                        this.meter.finish(End::Complete);
+                    } else {
+                        let e = deadline::StreamFault::Truncated;
+                        this.batch.push(deadline::error_event(&e));
+                        this.meter.broken(&e);
+                    }
                 }
                 Poll::Ready(Some(Err(e))) => {
                     // Never a cut stream: drop the unfinished event, end with an error event.
