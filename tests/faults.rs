@@ -21,8 +21,10 @@ const REQUESTS: usize = 400;
 const CONCURRENCY: usize = 100;
 
 /// What the faulty upstream does with its attempt number `n`: a fixed pseudo-random draw
-/// per `n`, so the rates hold (15% 500, 10% 429, 5% hang, 10% reset, 2% truncated before
-/// the first event, 1% truncated and 1% stalled after it) and runs are comparable.
+/// per `n`, so the rates hold and runs are comparable: 15% 500, 10% 429, 5% hang, 10%
+/// reset, and for streams 2% truncated before the first event, 0.5% truncated and 0.5%
+/// stalled after it. Faults after the first event cannot be undone (the client has bytes):
+/// they must end in an error event, and are why the bar is 99% and not 100%.
 fn fault(n: usize, spec: &MockSpec, r: &common::Received) -> Reply {
     let error = |status: u16| {
         Reply::Json(
@@ -35,22 +37,25 @@ fn fault(n: usize, spec: &MockSpec, r: &common::Received) -> Reply {
         Reply::Sse(ev) => ev.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
         _ => vec!["data: {\"choices\":[]}\n\n".to_string()],
     };
-    match fastrand::Rng::with_seed(n as u64).usize(0..100) {
-        0..15 => error(500),
-        15..25 => error(429),
-        25..30 => Reply::Delay(Duration::from_secs(10), Box::new(good())),
-        30..40 => Reply::Reset,
+    let stream = serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["stream"] == true);
+    match fastrand::Rng::with_seed(n as u64).usize(0..1000) {
+        // Stream faults hit streams; a whole answer is not cut here.
+        400..430 if !stream => good(),
+        0..150 => error(500),
+        150..250 => error(429),
+        250..300 => Reply::Delay(Duration::from_secs(10), Box::new(good())),
+        300..400 => Reply::Reset,
         // Truncated before the first event (half an event, then the connection breaks).
-        40..42 => Reply::Truncated(vec!["data: {\"id\":\"x\",\"choi".into()]),
+        400..420 => Reply::Truncated(vec!["data: {\"id\":\"x\",\"choi".into()]),
         // Truncated after two events and half of a third.
-        42 => {
+        420..425 => {
             let mut ev = events();
             ev.truncate(2);
             ev.push("data: {\"choices\":[{\"delta\":{\"con".into());
             Reply::Truncated(ev)
         }
         // Stalls after two events, longer than the idle timeout.
-        43 => Reply::Sse(
+        425..430 => Reply::Sse(
             events()
                 .into_iter()
                 .enumerate()

@@ -75,21 +75,48 @@ impl Deadline {
         }
     }
 
-    /// Reads the first frame (within the timeouts): Ok(None) when the body ended without one.
-    pub async fn first_frame(&mut self) -> Result<Option<()>, StreamFault> {
+    /// Reads ahead to the end of the first SSE event (within the timeouts): Ok(false) when
+    /// the body ended before one. What was read is given out first, as one frame.
+    pub async fn first_event(&mut self) -> Result<bool, StreamFault> {
         use http_body_util::BodyExt;
-        match self.frame().await {
-            None => Ok(None),
-            Some(Err(e)) => Err(match e.downcast::<StreamFault>() {
-                Ok(f) => *f,
-                Err(e) => StreamFault::Broken(e.to_string()),
-            }),
-            Some(Ok(f)) => {
-                self.first = Some(f);
-                Ok(Some(()))
+        let mut buf: Option<bytes::BytesMut> = None;
+        loop {
+            match self.frame().await {
+                None => return Ok(false),
+                Some(Err(e)) => {
+                    return Err(match e.downcast::<StreamFault>() {
+                        Ok(f) => *f,
+                        Err(e) => StreamFault::Broken(e.to_string()),
+                    });
+                }
+                Some(Ok(f)) => {
+                    let Ok(data) = f.into_data() else { continue };
+                    let whole = match &mut buf {
+                        // Usually the first frame holds a whole event: no copy.
+                        None if has_event_end(&data) => {
+                            self.first = Some(Frame::data(data));
+                            return Ok(true);
+                        }
+                        None => buf.insert(bytes::BytesMut::from(&data[..])),
+                        Some(b) => {
+                            b.extend_from_slice(&data);
+                            b
+                        }
+                    };
+                    if has_event_end(whole) {
+                        let data = whole.split().freeze();
+                        self.first = Some(Frame::data(data));
+                        return Ok(true);
+                    }
+                }
             }
         }
     }
+}
+
+/// Whether `data` holds the blank line that ends an SSE event.
+fn has_event_end(data: &[u8]) -> bool {
+    data.windows(2).any(|w| w == b"\n\n") || data.windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 impl Body for Deadline {

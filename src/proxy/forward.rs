@@ -316,7 +316,7 @@ async fn send(
     if sse && status.is_success() {
         let left = fb.saturating_sub(sent.elapsed());
         let broken = |d: String| Err((UpstreamFailure::Broken, d, None));
-        match tokio::time::timeout(left, body.first_frame()).await {
+        match tokio::time::timeout(left, body.first_event()).await {
             Err(_) => {
                 let d = format!("{} sent no event within {fb:?}", up.name);
                 return Err((UpstreamFailure::Timeout, d, None));
@@ -325,13 +325,13 @@ async fn send(
                 return Err((UpstreamFailure::Timeout, format!("{}: {f}", up.name), None));
             }
             Ok(Err(f)) => return broken(format!("{}: {f}", up.name)),
-            Ok(Ok(None)) => {
+            Ok(Ok(false)) => {
                 return broken(format!(
                     "{} ended its stream before the first event",
                     up.name
                 ));
             }
-            Ok(Ok(Some(()))) => {}
+            Ok(Ok(true)) => {}
         }
     }
     Ok(Response::from_parts(parts, body.boxed_unsync()))

@@ -19,9 +19,10 @@ pub struct RetryBudget {
 }
 
 impl RetryBudget {
+    /// Starts with one second of the floor, so a fresh gateway can retry at once.
     pub fn new(now: Instant) -> Self {
         RetryBudget {
-            tokens: 0.0,
+            tokens: f64::NAN,
             seen: 0,
             last: now,
         }
@@ -35,6 +36,9 @@ impl RetryBudget {
     /// Takes a token for one retry, if there is one. `requests` is the number of requests
     /// counted so far (monotonic).
     pub fn try_take(&mut self, cfg: &RetryBudgetConfig, requests: u64, now: Instant) -> bool {
+        if self.tokens.is_nan() {
+            self.tokens = cfg.min_per_second;
+        }
         let new = requests.saturating_sub(self.seen) as f64;
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.seen = requests.max(self.seen);
@@ -83,7 +87,12 @@ mod tests {
             min_per_second: 2.0,
         };
         let mut b = RetryBudget::new(Instant::now());
-        assert!(!b.try_take(&cfg, 1, Instant::now()), "empty at start");
+        assert!(
+            b.try_take(&cfg, 1, Instant::now()),
+            "one second of floor at start"
+        );
+        assert!(b.try_take(&cfg, 1, Instant::now()));
+        assert!(!b.try_take(&cfg, 1, Instant::now()));
         advance(Duration::from_millis(500)).await;
         assert!(b.try_take(&cfg, 2, Instant::now()));
         assert!(!b.try_take(&cfg, 3, Instant::now()));

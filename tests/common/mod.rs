@@ -167,17 +167,20 @@ fn respond(
             ),
             Reply::Reset => None,
             Reply::Truncated(chunks) => {
-                let frames = chunks
-                    .into_iter()
-                    .map(|c| Ok(Frame::data(Bytes::from(c))))
-                    .chain(std::iter::once(Err(std::io::Error::other(
-                        "mock truncation",
-                    ))));
+                use futures_util::StreamExt;
+                let frames = futures_util::stream::iter(
+                    chunks.into_iter().map(|c| Ok(Frame::data(Bytes::from(c)))),
+                )
+                .chain(futures_util::stream::once(async {
+                    // Let the chunks reach the reader before the connection breaks.
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    Err(std::io::Error::other("mock truncation"))
+                }));
                 Some(
                     Response::builder()
                         .status(200)
                         .header("content-type", "text/event-stream")
-                        .body(StreamBody::new(futures_util::stream::iter(frames)).boxed())
+                        .body(BodyExt::boxed(StreamBody::new(frames)))
                         .unwrap(),
                 )
             }
