@@ -407,7 +407,14 @@ async fn breaker_state_survives_a_reload_for_upstreams_that_keep_their_name() {
     ask(&gw).await;
     ask(&gw).await;
     assert_eq!(readyz_upstream(&gw, "local").await["circuit"], "open");
-    std::fs::write(&path, text.replace("max_concurrency", "max_concurrency")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "cool_down: 60s }\n",
+            "cool_down: 60s }\n    max_concurrency: 8\n",
+        ),
+    )
+    .unwrap();
     tiergate::reload::reload(&gw.app, Some(&path)).unwrap();
     assert_eq!(readyz_upstream(&gw, "local").await["circuit"], "open");
     assert_eq!(ask(&gw).await.1, "frontier");

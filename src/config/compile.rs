@@ -458,6 +458,39 @@ mod tests {
     }
 
     #[test]
+    fn resilience_settings_are_read_and_checked() {
+        let text = GOOD.replace(
+            "    model: m\n",
+            "    model: m\n    timeouts: { idle: 3s }\n    retry: { attempts: 2 }\n    health: { interval: 1s }\n    max_queue: 4\n    latency_target: 250ms\n",
+        );
+        let p = parse("p.yaml", &text, no_env).unwrap();
+        let u = &p.upstreams[0];
+        assert_eq!(u.timeouts.idle, std::time::Duration::from_secs(3));
+        assert_eq!((u.retry.attempts, u.max_queue), (2, 4));
+        assert_eq!(u.health.as_ref().unwrap().path, "/models");
+        assert_eq!(
+            u.latency_target,
+            Some(std::time::Duration::from_millis(250))
+        );
+        for (bad, why) in [
+            ("timeouts: { idle: 0s }", "longer than zero"),
+            ("breaker: { error_rate: 1.5 }", "error_rate"),
+            ("health: { path: models }", "path starting with /"),
+        ] {
+            let text = GOOD.replace("    model: m\n", &format!("    model: m\n    {bad}\n"));
+            let e = parse("p.yaml", &text, no_env).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        let e = parse(
+            "p.yaml",
+            &format!("{GOOD}retry_budget: {{ ratio: -1 }}\n"),
+            no_env,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("retry_budget"), "{e}");
+    }
+
+    #[test]
     fn embedded_default_policy_compiles() {
         let p = parse("default", super::super::DEFAULT_POLICY, no_env).unwrap();
         let names: Vec<_> = p.upstreams.iter().map(|u| u.name.as_str()).collect();
@@ -465,5 +498,7 @@ mod tests {
         assert!(p.upstreams[0].is_enabled(), "local needs no key");
         assert!(p.upstreams[0].repair && p.upstreams[0].escalate_unrepaired_tool_calls);
         assert!(!p.upstreams[1].is_enabled() && !p.upstreams[2].is_enabled());
+        assert!(p.upstreams[0].health.is_some(), "local is health-checked");
+        assert_eq!(p.upstreams[1].retry.attempts, 1);
     }
 }
