@@ -43,6 +43,16 @@ impl Runtime {
             .collect::<Result<_, _>>()?;
         Ok(Runtime { policy, upstreams })
     }
+
+    /// Takes over the run-time state of `old`'s upstreams that keep their name.
+    pub fn inherit(&mut self, old: &Runtime) {
+        upstream::inherit(
+            &mut self.upstreams,
+            &self.policy.upstreams,
+            &old.upstreams,
+            &old.policy.upstreams,
+        );
+    }
 }
 
 pub struct App {
@@ -62,17 +72,25 @@ impl App {
             ready: AtomicBool::new(true),
         };
         app.publish_upstream_state();
-        Arc::new(app)
+        let app = Arc::new(app);
+        upstream::health::spawn(&app);
+        app
     }
 
-    /// Sets the `tiergate_upstream_up` gauge from the current policy.
+    /// Sets `tiergate_upstream_up` (enabled, healthy, circuit not open) and
+    /// `tiergate_circuit_state` from the current policy and upstream state.
     pub fn publish_upstream_state(&self) {
         let rt = self.runtime.load();
-        for u in &rt.policy.upstreams {
+        for (u, run) in rt.policy.upstreams.iter().zip(&rt.upstreams) {
+            let up = u.is_enabled() && run.state.is_up();
             self.metrics
                 .upstream_up
                 .with_label_values(&[&u.name])
-                .set(if u.is_enabled() { 1.0 } else { 0.0 });
+                .set(if up { 1.0 } else { 0.0 });
+            self.metrics
+                .circuit_state
+                .with_label_values(&[&u.name])
+                .set(run.state.circuit().gauge());
         }
     }
 
@@ -188,9 +206,17 @@ impl App {
         let upstreams: serde_json::Map<String, serde_json::Value> = p
             .upstreams
             .iter()
-            .map(|u| {
+            .zip(&rt.upstreams)
+            .map(|(u, run)| {
                 let state = match &u.disabled {
-                    None => serde_json::json!({"enabled": true}),
+                    None => serde_json::json!({
+                        "enabled": true,
+                        "up": run.state.is_up(),
+                        "healthy": run.state.is_healthy(),
+                        "circuit": run.state.circuit().label(),
+                        "latency_ms": run.state.latency().map(|d| d.as_secs_f64() * 1000.0),
+                        "queued": run.state.queued.load(std::sync::atomic::Ordering::Relaxed),
+                    }),
                     Some(why) => serde_json::json!({"enabled": false, "why": why}),
                 };
                 (u.name.clone(), state)

@@ -41,6 +41,8 @@ pub enum GatewayError {
     MethodNotAllowed(String),
     #[error("The gateway is shutting down.")]
     ShuttingDown,
+    #[error("The request was not received within {0:?}.")]
+    RequestTimeout(std::time::Duration),
 }
 
 /// How the last upstream attempt failed; decides the status the client sees.
@@ -51,6 +53,10 @@ pub enum UpstreamFailure {
     RateLimited,
     ServerError,
     Saturated,
+    /// Broke off before its first event.
+    Broken,
+    /// Skipped: circuit open or health check failing.
+    Unavailable,
 }
 
 impl UpstreamFailure {
@@ -62,6 +68,8 @@ impl UpstreamFailure {
             UpstreamFailure::RateLimited => "rate_limited",
             UpstreamFailure::ServerError => "server_error",
             UpstreamFailure::Saturated => "saturated",
+            UpstreamFailure::Broken => "broken",
+            UpstreamFailure::Unavailable => "unavailable",
         }
     }
 }
@@ -76,14 +84,19 @@ impl GatewayError {
             | BodyRead(_)
             | TierNotFound(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ModelNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             NoUpstream(_) | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamFailed { kind, .. } => match kind {
                 UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamFailure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-                UpstreamFailure::Saturated => StatusCode::SERVICE_UNAVAILABLE,
-                UpstreamFailure::Connect | UpstreamFailure::ServerError => StatusCode::BAD_GATEWAY,
+                UpstreamFailure::Saturated | UpstreamFailure::Unavailable => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                UpstreamFailure::Connect
+                | UpstreamFailure::ServerError
+                | UpstreamFailure::Broken => StatusCode::BAD_GATEWAY,
             },
         }
     }
@@ -113,11 +126,15 @@ impl GatewayError {
                 UpstreamFailure::Timeout => "upstream_timeout",
                 UpstreamFailure::RateLimited => "rate_limit_exceeded",
                 UpstreamFailure::Saturated => "upstream_saturated",
-                UpstreamFailure::Connect | UpstreamFailure::ServerError => "upstream_error",
+                UpstreamFailure::Unavailable => "upstream_unavailable",
+                UpstreamFailure::Connect
+                | UpstreamFailure::ServerError
+                | UpstreamFailure::Broken => "upstream_error",
             },
             NotFound(_) => "unknown_url",
             MethodNotAllowed(_) => "method_not_allowed",
             ShuttingDown => "shutting_down",
+            RequestTimeout(_) => "request_timeout",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod local;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod secret;
 pub mod server;

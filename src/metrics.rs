@@ -52,6 +52,18 @@ pub struct Metrics {
     pub upstream_in_flight: IntGaugeVec,
     /// upstream
     pub upstream_up: GaugeVec,
+    /// upstream: 0 closed, 1 open, 2 half-open
+    pub circuit_state: IntGaugeVec,
+    /// upstream, from, to
+    pub circuit_transitions: IntCounterVec,
+    /// upstream, reason
+    pub retries: IntCounterVec,
+    /// upstream
+    pub retries_denied: IntCounterVec,
+    /// tier, upstream, reason (broken | idle_timeout | total_timeout)
+    pub stream_errors: IntCounterVec,
+    /// upstream, outcome (up | down)
+    pub health_checks: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -229,6 +241,47 @@ impl Metrics {
                     &["upstream"],
                 )
                 .expect("valid metric"),
+            ),
+            circuit_state: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "tiergate_circuit_state",
+                        "Circuit breaker state per upstream: 0 closed, 1 open, 2 half-open.",
+                    ),
+                    &["upstream"],
+                )
+                .expect("valid metric"),
+            ),
+            circuit_transitions: counter(
+                &r,
+                "tiergate_circuit_transitions_total",
+                "Circuit breaker state changes.",
+                &["upstream", "from", "to"],
+            ),
+            retries: counter(
+                &r,
+                "tiergate_retries_total",
+                "Attempts repeated at the same upstream, by the failure that caused them.",
+                &["upstream", "reason"],
+            ),
+            retries_denied: counter(
+                &r,
+                "tiergate_retries_denied_total",
+                "Retries not made because the upstream's retry budget was spent.",
+                &["upstream"],
+            ),
+            stream_errors: counter(
+                &r,
+                "tiergate_stream_errors_total",
+                "Streams ended with an error event after their first byte, by reason.",
+                &["tier", "upstream", "reason"],
+            ),
+            health_checks: counter(
+                &r,
+                "tiergate_health_checks_total",
+                "Active health checks by outcome.",
+                &["upstream", "outcome"],
             ),
             registry: r,
         }

@@ -139,6 +139,9 @@ async fn streams_are_forwarded_as_they_arrive_and_usage_is_stripped_when_not_ask
     let a = MockUpstream::start(move |_| Reply::Channel(rx.lock().unwrap().take().unwrap())).await;
     let gw = Gateway::start(&two_tier_policy(&a.base_url(), &a.base_url())).await;
     let body = json!({"model": "primitive", "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let events = stream_events("model-a", &["Hel", "lo"], Some((7, 2)));
+    // The gateway answers once the first event is in (until then it may still fall back).
+    tx.send(Bytes::from(events[0].clone())).unwrap();
     let resp = client()
         .request(request(&gw.url("/v1/chat/completions"), body, &[]))
         .await
@@ -146,11 +149,12 @@ async fn streams_are_forwarded_as_they_arrive_and_usage_is_stripped_when_not_ask
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.into_body();
-    let events = stream_events("model-a", &["Hel", "lo"], Some((7, 2)));
     // Each event is sent only after the previous one reached the client: no buffering.
     let mut got = String::new();
-    for e in &events {
-        tx.send(Bytes::from(e.clone())).unwrap();
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            tx.send(Bytes::from(e.clone())).unwrap();
+        }
         if e.contains("\"usage\"") {
             continue; // stripped: nothing will arrive for it
         }
@@ -211,13 +215,13 @@ async fn a_client_that_hangs_up_cancels_the_upstream_stream() {
     let a = MockUpstream::start(move |_| Reply::Channel(rx.lock().unwrap().take().unwrap())).await;
     let gw = Gateway::start(&two_tier_policy(&a.base_url(), &a.base_url())).await;
     let body = json!({"model": "primitive", "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    tx.send(Bytes::from(stream_events("m", &["a"], None)[0].clone()))
+        .unwrap();
     let resp = client()
         .request(request(&gw.url("/v1/chat/completions"), body, &[]))
         .await
         .unwrap();
     let mut body = resp.into_body();
-    tx.send(Bytes::from(stream_events("m", &["a"], None)[0].clone()))
-        .unwrap();
     body.frame().await.unwrap().unwrap();
     let dropped = a.body_dropped.clone();
     let waiter = dropped.notified();

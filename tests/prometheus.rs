@@ -236,7 +236,11 @@ async fn drive_traffic(gw: &Gateway) {
     assert_eq!(status, 200, "the flaky tier falls back to openai");
     let (status, _, _) =
         common::post(&url, chat_body("broken", "hi", false).to_string(), &[]).await;
-    assert_eq!(status, 502, "the broken tier fails");
+    // 502 while its upstream is tried, 503 once its circuit is open.
+    assert!(
+        matches!(status.as_u16(), 502 | 503),
+        "the broken tier fails: {status}"
+    );
     let (status, _, _) = common::post(&url, r#"{"model":"primitive"}"#, &[]).await;
     assert_eq!(status, 400);
 }

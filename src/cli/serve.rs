@@ -23,6 +23,9 @@ pub struct Args {
     /// How long streams in flight may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     drain: Duration,
+    /// How often the policy file is checked for changes (0s: only reload on SIGHUP).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    watch: Duration,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -67,6 +70,11 @@ async fn serve(args: Args) -> Result<(), String> {
     tracing::info!(policy = %runtime.policy.source, "tiergate listening on http://{addr}");
     let app = App::new(runtime);
     spawn_reload_on_sighup(app.clone(), args.policy.clone());
+    if let Some(path) = &args.policy
+        && !args.watch.is_zero()
+    {
+        crate::reload::watch(&app, path.clone(), args.watch);
+    }
     crate::server::serve(app, listener, shutdown_signal(), args.drain).await;
     Ok(())
 }
@@ -80,17 +88,7 @@ fn spawn_reload_on_sighup(app: Arc<App>, policy: Option<PathBuf>) {
             return;
         };
         while hup.recv().await.is_some() {
-            match load(policy.as_deref()) {
-                Ok(rt) => {
-                    for w in rt.policy.warnings() {
-                        tracing::warn!("{w}");
-                    }
-                    app.runtime.store(Arc::new(rt));
-                    app.publish_upstream_state();
-                    tracing::info!("policy reloaded");
-                }
-                Err(e) => tracing::error!("policy reload rejected, keeping the old one: {e}"),
-            }
+            crate::reload::reload_logged(&app, policy.as_deref(), "SIGHUP");
         }
     });
 }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::ConfigError;
+use super::resilience::{BreakerConfig, HealthConfig, RetryBudgetConfig, RetryConfig};
 use super::schema::{PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
 use crate::routing::rules::CompiledClassifier;
 use crate::secret::Secret;
@@ -19,6 +20,7 @@ pub struct Policy {
     pub architecture_tier: usize,
     pub reference_upstream: Option<usize>,
     pub model_aliases: BTreeMap<String, String>,
+    pub retry_budget: RetryBudgetConfig,
 }
 
 #[derive(Debug)]
@@ -40,6 +42,11 @@ pub struct Upstream {
     pub responses_api: bool,
     /// Why routing skips this upstream, if it does (missing key, disabled, unsupported kind).
     pub disabled: Option<String>,
+    pub max_queue: usize,
+    pub latency_target: Option<std::time::Duration>,
+    pub retry: RetryConfig,
+    pub breaker: BreakerConfig,
+    pub health: Option<HealthConfig>,
 }
 
 impl Upstream {
@@ -156,6 +163,12 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
                 format!("upstream {}: max_concurrency must be at least 1", u.name),
             ));
         }
+        if let Some(problem) = resilience_problem(&u) {
+            return Err(err(
+                &["upstreams", &u.name, problem.0],
+                format!("upstream {}: {}", u.name, problem.1),
+            ));
+        }
         if u.escalate_unrepaired_tool_calls && !u.repair {
             return Err(err(
                 &["upstreams", &u.name, "escalate_unrepaired_tool_calls"],
@@ -192,6 +205,11 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             escalate_unrepaired_tool_calls: u.escalate_unrepaired_tool_calls,
             responses_api,
             disabled,
+            max_queue: u.max_queue,
+            latency_target: u.latency_target,
+            retry: u.retry,
+            breaker: u.breaker,
+            health: u.health,
         });
     }
     let index = |name: &str| upstreams.iter().position(|u| u.name == name);
@@ -264,6 +282,17 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             ));
         }
     }
+    let rb = &raw.retry_budget;
+    if !(rb.ratio.is_finite()
+        && rb.ratio >= 0.0
+        && rb.min_per_second.is_finite()
+        && rb.min_per_second >= 0.0)
+    {
+        return Err(err(
+            &["retry_budget"],
+            "retry_budget: ratio and min_per_second must be finite and not negative".into(),
+        ));
+    }
     Ok(Policy {
         source: file.to_string(),
         server: raw.server,
@@ -274,7 +303,44 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         architecture_tier,
         reference_upstream,
         model_aliases: raw.model_aliases,
+        retry_budget: raw.retry_budget,
     })
+}
+
+/// The first problem of an upstream's timeouts, breaker or health check: the key and why.
+fn resilience_problem(u: &super::schema::UpstreamConfig) -> Option<(&'static str, &'static str)> {
+    let t = &u.timeouts;
+    if [t.connect, t.first_byte, t.idle, t.total]
+        .iter()
+        .any(|d| d.is_zero())
+    {
+        return Some(("timeouts", "timeouts must be longer than zero"));
+    }
+    let b = &u.breaker;
+    if b.enabled && (b.consecutive_failures == 0 || b.probes == 0) {
+        return Some((
+            "breaker",
+            "breaker consecutive_failures and probes must be at least 1",
+        ));
+    }
+    if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
+        return Some(("breaker", "breaker error_rate must be in (0, 1]"));
+    }
+    if b.window.is_zero() || b.cool_down.is_zero() {
+        return Some((
+            "breaker",
+            "breaker window and cool_down must be longer than zero",
+        ));
+    }
+    if let Some(h) = &u.health
+        && (h.interval.is_zero() || h.timeout.is_zero() || !h.path.starts_with('/'))
+    {
+        return Some((
+            "health",
+            "health needs an interval and timeout above zero and a path starting with /",
+        ));
+    }
+    None
 }
 
 /// Finds where a semantic error sits in the text: each element of `path` is searched, as a
@@ -405,6 +471,39 @@ mod tests {
     }
 
     #[test]
+    fn resilience_settings_are_read_and_checked() {
+        let text = GOOD.replace(
+            "    model: m\n",
+            "    model: m\n    timeouts: { idle: 3s }\n    retry: { attempts: 2 }\n    health: { interval: 1s }\n    max_queue: 4\n    latency_target: 250ms\n",
+        );
+        let p = parse("p.yaml", &text, no_env).unwrap();
+        let u = &p.upstreams[0];
+        assert_eq!(u.timeouts.idle, std::time::Duration::from_secs(3));
+        assert_eq!((u.retry.attempts, u.max_queue), (2, 4));
+        assert_eq!(u.health.as_ref().unwrap().path, "/models");
+        assert_eq!(
+            u.latency_target,
+            Some(std::time::Duration::from_millis(250))
+        );
+        for (bad, why) in [
+            ("timeouts: { idle: 0s }", "longer than zero"),
+            ("breaker: { error_rate: 1.5 }", "error_rate"),
+            ("health: { path: models }", "path starting with /"),
+        ] {
+            let text = GOOD.replace("    model: m\n", &format!("    model: m\n    {bad}\n"));
+            let e = parse("p.yaml", &text, no_env).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        let e = parse(
+            "p.yaml",
+            &format!("{GOOD}retry_budget: {{ ratio: -1 }}\n"),
+            no_env,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("retry_budget"), "{e}");
+    }
+
+    #[test]
     fn embedded_default_policy_compiles() {
         let p = parse("default", super::super::DEFAULT_POLICY, no_env).unwrap();
         let names: Vec<_> = p.upstreams.iter().map(|u| u.name.as_str()).collect();
@@ -412,5 +511,7 @@ mod tests {
         assert!(p.upstreams[0].is_enabled(), "local needs no key");
         assert!(p.upstreams[0].repair && p.upstreams[0].escalate_unrepaired_tool_calls);
         assert!(!p.upstreams[1].is_enabled() && !p.upstreams[2].is_enabled());
+        assert!(p.upstreams[0].health.is_some(), "local is health-checked");
+        assert_eq!(p.upstreams[1].retry.attempts, 1);
     }
 }

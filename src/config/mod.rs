@@ -2,6 +2,7 @@
 
 mod compile;
 mod interpolate;
+pub mod resilience;
 pub mod schema;
 
 pub use compile::{Policy, Tier, Upstream};

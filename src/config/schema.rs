@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::resilience::{
+    BreakerConfig, ClientLimits, HealthConfig, RetryBudgetConfig, RetryConfig,
+};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +26,8 @@ pub struct PolicyFile {
     /// Extra model names accepted from clients, each mapped to `auto`, a tier or an upstream.
     #[serde(default)]
     pub model_aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub retry_budget: RetryBudgetConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +37,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Show the start of each task on the live page (`/`); off: tiers, scores and numbers only.
     pub ui_show_prompts: bool,
+    pub limits: ClientLimits,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +46,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 16 * 1024 * 1024,
             ui_show_prompts: false,
+            limits: ClientLimits::default(),
         }
     }
 }
@@ -92,6 +99,25 @@ pub struct UpstreamConfig {
     /// api.openai.com, false elsewhere (local servers do not speak it).
     #[serde(default)]
     pub responses_api: Option<bool>,
+    /// Requests that may wait for a slot when the upstream is at `max_concurrency` and is
+    /// the last of its route; one more gets 503.
+    #[serde(default = "default_queue")]
+    pub max_queue: usize,
+    /// When the upstream's recent time to first byte is above this and the route has a
+    /// next upstream, requests spill over to it.
+    #[serde(default, with = "humantime_serde")]
+    pub latency_target: Option<Duration>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// Active health checks (off when absent).
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+}
+
+fn default_queue() -> usize {
+    256
 }
 
 fn yes() -> bool {
@@ -114,6 +140,9 @@ pub struct Timeouts {
     /// From sending the request to the response head (for streams: the first event).
     #[serde(with = "humantime_serde")]
     pub first_byte: Duration,
+    /// Longest silence between two chunks of a streamed answer.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
     #[serde(with = "humantime_serde")]
     pub total: Duration,
 }
@@ -123,6 +152,7 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(5),
             first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
             total: Duration::from_secs(600),
         }
     }

@@ -13,11 +13,13 @@ use serde_json::value::RawValue;
 /// Borrowed from the body; unknown fields are skipped by the parser, not copied.
 #[derive(Debug, Deserialize)]
 pub struct RequestHead<'a> {
-    #[serde(borrow, default)]
+    /// `Some("null")` for an explicit null: the rewrite replaces it instead of adding a
+    /// second key.
+    #[serde(borrow, default, deserialize_with = "present")]
     pub model: Option<&'a RawValue>,
     #[serde(default)]
     pub stream: Option<bool>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     pub stream_options: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub messages: Option<&'a RawValue>,
@@ -27,6 +29,13 @@ pub struct RequestHead<'a> {
     pub prompt: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub suffix: Option<&'a RawValue>,
+}
+
+/// A field that is present, null included (plain `Option` would read null as absent).
+fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'a RawValue>, D::Error> {
+    <&'a RawValue>::deserialize(d).map(Some)
 }
 
 impl<'a> RequestHead<'a> {
@@ -93,6 +102,21 @@ pub fn rewrite_body(body: &Bytes, head: &RequestHead<'_>, model: &str, force_usa
         }
     }
     edits.sort_by_key(|(r, _)| (r.start, r.end));
+    // Members inserted into an empty object (`{}`) must not leave a trailing comma.
+    let open = body.iter().position(|&b| b == b'{').map_or(0, |i| i + 1);
+    let empty = body[open.min(body.len())..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        == Some(&b'}');
+    if empty
+        && let Some((_, text)) = edits
+            .iter_mut()
+            .rev()
+            .find(|(r, _)| r.start == open && r.is_empty())
+        && text.last() == Some(&b',')
+    {
+        text.pop();
+    }
     let mut out = BytesMut::with_capacity(body.len() + 64);
     let mut pos = 0;
     for (range, text) in edits {
@@ -228,5 +252,76 @@ mod tests {
             (3, 4, 1, true)
         );
         assert!(usage_of_chunk(br#"{"choices":[{"delta":{}}],"usage":null}"#).is_none());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A JSON value of a few levels, as text.
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i32>().prop_map(serde_json::Value::from),
+                "[ -~]{0,10}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4)
+                        .prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn garbage_is_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let body = Bytes::from(bytes);
+                if let Ok(head) = RequestHead::parse(&body) {
+                    let _ = head.model_name();
+                    let _ = head.wants_stream_usage();
+                    let _ = rewrite_body(&body, &head, "m", true);
+                }
+            }
+
+            /// Any object: the rewrite is valid JSON with the new model, usage asked for when
+            /// forced, and every other field as it was.
+            #[test]
+            fn rewrite_keeps_every_other_field(
+                fields in proptest::collection::btree_map("[a-z_]{1,8}", value(), 0..6),
+                model in proptest::option::of("[ -~]{0,12}"),
+                stream_options in proptest::option::of(value()),
+                force in any::<bool>(),
+                new_model in "[ -~]{0,12}",
+            ) {
+                let mut obj: serde_json::Map<String, serde_json::Value> = fields.into_iter().collect();
+                if let Some(m) = model { obj.insert("model".into(), m.into()); }
+                if let Some(o) = stream_options { obj.insert("stream_options".into(), o); }
+                let body = Bytes::from(serde_json::to_vec(&obj).unwrap());
+                let head = RequestHead::parse(&body).unwrap();
+                let out = rewrite_body(&body, &head, &new_model, force);
+                let got: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).unwrap();
+                prop_assert_eq!(&got["model"], &serde_json::Value::from(new_model));
+                if force {
+                    prop_assert_eq!(&got["stream_options"]["include_usage"], &serde_json::Value::Bool(true));
+                }
+                for (k, v) in &obj {
+                    if k != "model" && !(force && k == "stream_options") {
+                        prop_assert_eq!(&got[k], v);
+                    }
+                }
+            }
+
+            /// Any cut of a valid body is refused as an error, not a panic.
+            #[test]
+            fn truncated_bodies_are_errors(cut in 0usize..60) {
+                let body = br#"{"model":"auto","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+                let cut = cut.min(body.len() - 1);
+                prop_assert!(RequestHead::parse(&body[..cut]).is_err());
+            }
+        }
     }
 }

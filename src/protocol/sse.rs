@@ -17,6 +17,12 @@ impl SseSplitter {
 
     /// Feeds `chunk`; appends each event it completes (terminator included) to `out`.
     pub fn push(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) {
+        self.push_complete(chunk, out);
+    }
+
+    /// As `push`, and returns the completed events as one contiguous slice (no copy when
+    /// nothing was held back): what can be passed on without ever sending half an event.
+    pub fn push_complete(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Bytes {
         let data = if self.partial.is_empty() {
             chunk
         } else {
@@ -31,6 +37,7 @@ impl SseSplitter {
         if start < data.len() {
             self.partial.extend_from_slice(&data[start..]);
         }
+        data.slice(..start)
     }
 
     /// Bytes of an event that never got its terminating blank line.
@@ -121,6 +128,56 @@ mod tests {
         fn any_split_gives_the_same_events(mut cuts in proptest::collection::vec(0usize..80, 0..12)) {
             cuts.sort();
             prop_assert_eq!(split_all(&cuts), split_all(&[]));
+        }
+
+        /// Generated streams (LF or CRLF, comments, multi-line data), cut anywhere: the
+        /// same events, and `push_complete` hands on exactly the bytes of whole events.
+        #[test]
+        fn any_split_of_any_stream_gives_the_same_events(
+            events in proptest::collection::vec(
+                (proptest::collection::vec("[a-z{}\":, \\[\\]]{0,12}", 1..3), any::<bool>(), any::<bool>()),
+                0..8,
+            ),
+            mut cuts in proptest::collection::vec(0usize..400, 0..10),
+        ) {
+            let mut stream = Vec::new();
+            for (lines, crlf, comment) in &events {
+                let nl: &[u8] = if *crlf { b"\r\n" } else { b"\n" };
+                if *comment {
+                    stream.extend_from_slice(b": ping");
+                    stream.extend_from_slice(nl);
+                }
+                for l in lines {
+                    stream.extend_from_slice(b"data: ");
+                    stream.extend_from_slice(l.as_bytes());
+                    stream.extend_from_slice(nl);
+                }
+                stream.extend_from_slice(nl);
+            }
+            let whole = {
+                let mut s = SseSplitter::new();
+                let mut out = Vec::new();
+                s.push(Bytes::from(stream.clone()), &mut out);
+                out
+            };
+            prop_assert_eq!(whole.len(), events.len());
+            cuts.sort();
+            let mut s = SseSplitter::new();
+            let (mut out, mut passed) = (Vec::new(), Vec::new());
+            let mut prev = 0;
+            for c in cuts.iter().map(|&c| c.min(stream.len())).chain(std::iter::once(stream.len())) {
+                let c = c.max(prev);
+                passed.extend_from_slice(&s.push_complete(Bytes::copy_from_slice(&stream[prev..c]), &mut out));
+                prev = c;
+            }
+            prop_assert_eq!(&out, &whole);
+            prop_assert_eq!(passed, stream);
+            prop_assert!(s.take_rest().is_none());
+            for (e, (lines, _, _)) in out.iter().zip(&events) {
+                let d = data_of(e).unwrap();
+                let want = lines.join("\n");
+                prop_assert_eq!(d.as_ref(), want.as_bytes());
+            }
         }
 
         #[test]

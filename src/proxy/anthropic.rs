@@ -167,7 +167,7 @@ async fn parse(app: &Arc<App>, req: Request<Incoming>) -> Result<Parsed, Gateway
         .unwrap_or(HeaderValue::from_static(API_VERSION));
     let mut passthrough_headers = vec![(VERSION, version)];
     passthrough_headers.extend(headers.get(BETA).map(|v| (BETA, v.clone())));
-    let body = read_body(req.into_body(), rt.policy.server.max_body_bytes).await?;
+    let body = read_body(req.into_body(), &rt.policy.server).await?;
     let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let extra: MessagesHead<'_> =
         serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;

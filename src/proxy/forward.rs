@@ -1,19 +1,42 @@
-//! Sending a request to the upstreams of its route, in order, until one answers: a connection
-//! error, a timeout before the response head, a 429 or a 5xx moves it to the next upstream.
+//! Sending a request to the upstreams of its route until one answers.
+//!
+//! For each upstream of the route, in order:
+//! 1. Skip it when its circuit is open or its health check fails, or (not the last one)
+//!    when it is slower than its `latency_target`: spill-over.
+//! 2. Take a concurrency slot. A saturated upstream that is not the last passes the request
+//!    on; the last one queues it, for at most its first-byte timeout and behind at most
+//!    `max_queue` others (one more gets 503).
+//! 3. Send. A connection error, no response head within `first_byte`, a 429, a 5xx, or a
+//!    stream that ends or breaks before its first event is a failure; anything else (4xx
+//!    included) is the answer. A stream's first event is read here, so that everything up
+//!    to it can still be retried: the client has seen no byte yet.
+//! 4. On a failure, retry the same upstream when its policy allows (`retry.attempts`), the
+//!    upstream's retry budget has a token, its circuit did not open, and the retry fits in
+//!    its `total` timeout; wait a jittered exponential backoff first, or a 429's
+//!    `retry-after` (a longer one than `max_retry_after` means: do not retry). Otherwise
+//!    fall back to the next upstream. Retries are for the same upstream only; falling back
+//!    costs no budget, since it sends the load elsewhere.
+//!
+//! Once an answer is returned nothing is retried: the client may have bytes of it. Its body
+//! runs under the upstream's idle (streams only) and total timeouts (`deadline`).
 
-use std::time::Instant;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
-use crate::app::{App, Body, BoxError, Runtime};
+use super::deadline::{Deadline, StreamFault};
+use crate::app::{App, Body, Runtime};
 use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::metrics::InFlight;
 use crate::routing::Decision;
 use crate::upstream::UpstreamRuntime;
+use crate::upstream::breaker::Admit;
+use crate::upstream::health::note;
 
 /// A response head from an upstream, with the permit that holds its concurrency slot.
 pub struct Forwarded {
@@ -24,7 +47,7 @@ pub struct Forwarded {
     /// the ledger.
     pub in_flight: Option<InFlight>,
     /// When the first attempt was sent.
-    pub first_sent: Instant,
+    pub first_sent: std::time::Instant,
 }
 
 /// One attempt's request: where it goes, its body, and the headers of its wire format
@@ -59,6 +82,8 @@ pub async fn forward(
     forward_to(app, rt, decision.tier, &order, request_id, prepare).await
 }
 
+type Failure = (UpstreamFailure, String);
+
 /// Tries the upstreams of `order`, in order (`tier` names the route in errors).
 pub async fn forward_to(
     app: &App,
@@ -74,50 +99,118 @@ pub async fn forward_to(
     }
     let m = &app.metrics;
     let mut first_sent = None;
-    let mut last: Option<(UpstreamFailure, String)> = None;
+    let mut last: Option<Failure> = None;
+    let mut from: Option<usize> = None;
     for (i, &u) in order.iter().enumerate() {
         let up = &rt.policy.upstreams[u];
-        let run = &rt.upstreams[u];
-        if let Some((why, _)) = &last {
-            let from = &rt.policy.upstreams[order[i - 1]].name;
+        if let (Some((why, _)), Some(f)) = (&last, from) {
             m.fallbacks
-                .with_label_values(&[from, &up.name, why.label()])
+                .with_label_values(&[&rt.policy.upstreams[f].name, &up.name, why.label()])
                 .inc();
         }
+        from = Some(u);
         let is_last = i + 1 == order.len();
-        // Spill-over: a saturated upstream passes the request on; the last one queues for
-        // at most its first-byte timeout.
-        let permit = match run.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) if !is_last => {
-                m.upstream_errors
-                    .with_label_values(&[&up.name, "saturated"])
-                    .inc();
-                last = Some((
-                    UpstreamFailure::Saturated,
-                    format!("{} is at its max_concurrency", up.name),
-                ));
-                continue;
-            }
-            Err(_) => match tokio::time::timeout(
-                up.timeouts.first_byte,
-                run.permits.clone().acquire_owned(),
-            )
-            .await
-            {
-                Ok(Ok(p)) => p,
-                _ => {
-                    m.upstream_errors
-                        .with_label_values(&[&up.name, "saturated"])
-                        .inc();
-                    last = Some((
-                        UpstreamFailure::Saturated,
-                        format!("{} is at its max_concurrency", up.name),
-                    ));
-                    continue;
-                }
-            },
-        };
+        match attempt_upstream(app, rt, u, is_last, request_id, &mut first_sent, &prepare).await {
+            Ok(f) => return Ok(f),
+            Err(failure) => last = Some(failure),
+        }
+    }
+    let (kind, detail) = last.unwrap_or((UpstreamFailure::Connect, "no attempt was made".into()));
+    Err(GatewayError::UpstreamFailed {
+        tier: tier_name.clone(),
+        detail,
+        kind,
+    })
+}
+
+fn fail(app: &App, up: &Upstream, kind: UpstreamFailure, detail: String) -> Failure {
+    app.metrics
+        .upstream_errors
+        .with_label_values(&[up.name.as_str(), kind.label()])
+        .inc();
+    (kind, detail)
+}
+
+/// Takes a concurrency slot: at once, or (for the last upstream) after queueing.
+async fn slot(
+    app: &App,
+    up: &Upstream,
+    run: &UpstreamRuntime,
+    is_last: bool,
+) -> Result<OwnedSemaphorePermit, Failure> {
+    use std::sync::atomic::Ordering;
+    let saturated = |why: &str| {
+        fail(
+            app,
+            up,
+            UpstreamFailure::Saturated,
+            format!("{} is at its max_concurrency{why}", up.name),
+        )
+    };
+    match run.permits.clone().try_acquire_owned() {
+        Ok(p) => return Ok(p),
+        Err(_) if !is_last => return Err(saturated("")),
+        Err(_) => {}
+    }
+    let queued = &run.state.queued;
+    if queued.fetch_add(1, Ordering::Relaxed) >= up.max_queue {
+        queued.fetch_sub(1, Ordering::Relaxed);
+        return Err(saturated(" and its queue is full"));
+    }
+    let got =
+        tokio::time::timeout(up.timeouts.first_byte, run.permits.clone().acquire_owned()).await;
+    queued.fetch_sub(1, Ordering::Relaxed);
+    match got {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(saturated(" (queued too long)")),
+    }
+}
+
+/// Everything that happens at one upstream: spill-over, slot, attempts and retries.
+#[allow(clippy::too_many_arguments)]
+async fn attempt_upstream(
+    app: &App,
+    rt: &Runtime,
+    u: usize,
+    is_last: bool,
+    request_id: &str,
+    first_sent: &mut Option<std::time::Instant>,
+    prepare: &impl Fn(&Upstream, &UpstreamRuntime) -> Outgoing,
+) -> Result<Forwarded, Failure> {
+    let up = &rt.policy.upstreams[u];
+    let run = &rt.upstreams[u];
+    let m = &app.metrics;
+    if !is_last && up.latency_target.is_some_and(|t| run.state.is_slow(t)) {
+        return Err(fail(
+            app,
+            up,
+            UpstreamFailure::Saturated,
+            format!("{} is slower than its latency_target", up.name),
+        ));
+    }
+    let permit = slot(app, up, run, is_last).await?;
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let (admit, t) = run.state.admit(&up.breaker);
+        note(app, &up.name, t);
+        if admit == Admit::No {
+            let why = if run.state.is_healthy() {
+                "its circuit is open"
+            } else {
+                "its health check fails"
+            };
+            return Err(fail(
+                app,
+                up,
+                UpstreamFailure::Unavailable,
+                format!("{} skipped: {why}", up.name),
+            ));
+        }
+        let probe = admit == Admit::Probe;
+        if attempt == 0 {
+            run.state.count_request();
+        }
         let out = prepare(up, run);
         let mut req = Request::post(out.uri)
             .header(
@@ -126,7 +219,7 @@ pub async fn forward_to(
             )
             .header("x-request-id", request_id)
             .body(Full::new(out.body))
-            .map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+            .map_err(|e| (UpstreamFailure::Connect, e.to_string()))?;
         for (name, value) in out.headers {
             req.headers_mut().insert(name, value);
         }
@@ -135,55 +228,155 @@ pub async fn forward_to(
         }
         let in_flight = InFlight::new(m.upstream_in_flight.with_label_values(&[&up.name]));
         let sent = Instant::now();
-        first_sent.get_or_insert(sent);
-        let failure =
-            match tokio::time::timeout(up.timeouts.first_byte, run.client.request(req)).await {
-                Err(_) => (
-                    UpstreamFailure::Timeout,
-                    format!(
-                        "{} sent no response within {:?}",
-                        up.name, up.timeouts.first_byte
-                    ),
-                ),
-                Ok(Err(e)) => (
-                    UpstreamFailure::Connect,
-                    format!("{}: {}", up.name, describe(&e)),
-                ),
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    if status.as_u16() == 429 {
-                        (
-                            UpstreamFailure::RateLimited,
-                            format!("{} answered 429", up.name),
-                        )
-                    } else if status.is_server_error() {
-                        (
-                            UpstreamFailure::ServerError,
-                            format!("{} answered {}", up.name, status.as_u16()),
-                        )
-                    } else {
-                        return Ok(Forwarded {
-                            upstream: u,
-                            response: resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
-                            permit,
-                            in_flight: Some(in_flight),
-                            first_sent: first_sent.unwrap_or(sent),
-                        });
-                    }
+        let first = *first_sent.get_or_insert_with(std::time::Instant::now);
+        match send(up, run, req, sent).await {
+            Ok(response) => {
+                note(app, &up.name, run.state.record(&up.breaker, true, probe));
+                run.state.observe_latency(sent.elapsed());
+                return Ok(Forwarded {
+                    upstream: u,
+                    response,
+                    permit,
+                    in_flight: Some(in_flight),
+                    first_sent: first,
+                });
+            }
+            Err((kind, detail, retry_after)) => {
+                drop(in_flight);
+                // A 429 says the upstream is alive: only a probe counts it against the circuit.
+                if kind != UpstreamFailure::RateLimited || probe {
+                    note(app, &up.name, run.state.record(&up.breaker, false, probe));
                 }
-            };
-        m.upstream_errors
-            .with_label_values(&[&up.name, failure.0.label()])
-            .inc();
-        tracing::warn!(request_id, upstream = %up.name, kind = failure.0.label(), "upstream attempt failed: {}", failure.1);
-        last = Some(failure);
+                tracing::warn!(request_id, upstream = %up.name, kind = kind.label(), attempt, "upstream attempt failed: {detail}");
+                let failure = fail(app, up, kind, detail);
+                let Some(wait) = retry_wait(&up.retry, attempt, kind, retry_after) else {
+                    return Err(failure);
+                };
+                if run.state.circuit() == crate::upstream::breaker::State::Open
+                    || started.elapsed() + wait >= up.timeouts.total
+                {
+                    return Err(failure);
+                }
+                if !run.state.try_retry(&rt.policy.retry_budget) {
+                    m.retries_denied.with_label_values(&[&up.name]).inc();
+                    return Err(failure);
+                }
+                m.retries
+                    .with_label_values(&[up.name.as_str(), kind.label()])
+                    .inc();
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
     }
-    let (kind, detail) = last.unwrap_or((UpstreamFailure::Connect, "no attempt was made".into()));
-    Err(GatewayError::UpstreamFailed {
-        tier: tier_name.clone(),
-        detail,
-        kind,
-    })
+}
+
+type SendError = (UpstreamFailure, String, Option<Duration>);
+
+/// One attempt: the response head and, for a stream, its first event.
+async fn send(
+    up: &Upstream,
+    run: &UpstreamRuntime,
+    req: Request<Full<Bytes>>,
+    sent: Instant,
+) -> Result<Response<Body>, SendError> {
+    let fb = up.timeouts.first_byte;
+    let resp = match tokio::time::timeout(fb, run.client.request(req)).await {
+        Err(_) => {
+            let d = format!("{} sent no response within {fb:?}", up.name);
+            return Err((UpstreamFailure::Timeout, d, None));
+        }
+        Ok(Err(e)) => {
+            let d = format!("{}: {}", up.name, describe(&e));
+            return Err((UpstreamFailure::Connect, d, None));
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if status.as_u16() == 429 {
+        let d = format!("{} answered 429", up.name);
+        return Err((UpstreamFailure::RateLimited, d, retry_after(resp.headers())));
+    }
+    if status.is_server_error() {
+        let d = format!("{} answered {}", up.name, status.as_u16());
+        return Err((UpstreamFailure::ServerError, d, None));
+    }
+    let sse = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let (parts, body) = resp.into_parts();
+    let mut body = Deadline::new(
+        body,
+        sse.then_some(up.timeouts.idle),
+        up.timeouts.total,
+        sent,
+    );
+    if sse && status.is_success() {
+        let left = fb.saturating_sub(sent.elapsed());
+        let broken = |d: String| Err((UpstreamFailure::Broken, d, None));
+        match tokio::time::timeout(left, body.first_event()).await {
+            Err(_) => {
+                let d = format!("{} sent no event within {fb:?}", up.name);
+                return Err((UpstreamFailure::Timeout, d, None));
+            }
+            Ok(Err(f @ (StreamFault::Idle(_) | StreamFault::Total(_)))) => {
+                return Err((UpstreamFailure::Timeout, format!("{}: {f}", up.name), None));
+            }
+            Ok(Err(f)) => return broken(format!("{}: {f}", up.name)),
+            Ok(Ok(false)) => {
+                return broken(format!(
+                    "{} ended its stream before the first event",
+                    up.name
+                ));
+            }
+            Ok(Ok(true)) => {}
+        }
+    }
+    Ok(Response::from_parts(parts, body.boxed_unsync()))
+}
+
+/// How long to wait before retrying after `attempt` (0-based) failed, or None: do not.
+fn retry_wait(
+    cfg: &crate::config::resilience::RetryConfig,
+    attempt: u32,
+    kind: UpstreamFailure,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    if attempt >= cfg.attempts
+        || matches!(
+            kind,
+            UpstreamFailure::Saturated | UpstreamFailure::Unavailable
+        )
+    {
+        return None;
+    }
+    let cap = cfg
+        .max_backoff
+        .min(cfg.backoff.saturating_mul(1u32 << attempt.min(16)));
+    let jittered = cap.mul_f64(fastrand::f64());
+    match retry_after {
+        Some(ra) if ra > cfg.max_retry_after => None,
+        Some(ra) => Some(ra.max(jittered)),
+        None => Some(jittered),
+    }
+}
+
+/// A 429's wait: `retry-after-ms` (OpenAI), else `retry-after` in seconds.
+fn retry_after(h: &http::HeaderMap) -> Option<Duration> {
+    let num = |name: &str| {
+        h.get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    num("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| num("retry-after").map(Duration::from_secs_f64))
 }
 
 /// A connection error's chain of causes, on one line (never headers, so never a key).
@@ -196,4 +389,55 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         src = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::resilience::RetryConfig;
+
+    #[test]
+    fn backoff_is_jittered_capped_and_bounded_by_attempts() {
+        let cfg = RetryConfig {
+            attempts: 3,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            max_retry_after: Duration::from_secs(2),
+        };
+        for _ in 0..200 {
+            let w = retry_wait(&cfg, 0, UpstreamFailure::ServerError, None).unwrap();
+            assert!(w <= Duration::from_millis(100));
+            let w = retry_wait(&cfg, 2, UpstreamFailure::Connect, None).unwrap();
+            assert!(w <= Duration::from_millis(300), "capped: {w:?}");
+        }
+        assert_eq!(retry_wait(&cfg, 3, UpstreamFailure::Connect, None), None);
+        assert_eq!(retry_wait(&cfg, 0, UpstreamFailure::Saturated, None), None);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_its_bound() {
+        let cfg = RetryConfig {
+            attempts: 1,
+            ..RetryConfig::default()
+        };
+        let one = Duration::from_secs(1);
+        let w = retry_wait(&cfg, 0, UpstreamFailure::RateLimited, Some(one)).unwrap();
+        assert!(w >= one);
+        assert_eq!(
+            retry_wait(
+                &cfg,
+                0,
+                UpstreamFailure::RateLimited,
+                Some(Duration::from_secs(60))
+            ),
+            None
+        );
+        let mut h = http::HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        h.insert("retry-after-ms", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+    }
 }

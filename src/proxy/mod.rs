@@ -2,6 +2,7 @@
 //! decide the tier, forward with fallback, and hand back the response with its accounting.
 
 pub mod anthropic;
+mod deadline;
 mod forward;
 mod local;
 pub mod record;
@@ -51,9 +52,17 @@ impl Endpoint {
     }
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
-    match Limited::new(body, limit).collect().await {
+/// Reads the whole request body, refusing more than `max_body_bytes` and a client slower
+/// than `limits.body_read_timeout`.
+pub async fn read_body(
+    body: Incoming,
+    server: &crate::config::schema::ServerConfig,
+) -> Result<Bytes, GatewayError> {
+    let (limit, within) = (server.max_body_bytes, server.limits.body_read_timeout);
+    let Ok(read) = tokio::time::timeout(within, Limited::new(body, limit).collect()).await else {
+        return Err(GatewayError::RequestTimeout(within));
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::BodyTooLarge(limit))
@@ -157,7 +166,7 @@ async fn serve(
         .get(HEADER_TIER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = read_body(req.into_body(), rt.policy.server.max_body_bytes).await?;
+    let body = read_body(req.into_body(), &rt.policy.server).await?;
     let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let model = head
         .model_name()

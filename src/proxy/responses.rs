@@ -169,7 +169,7 @@ async fn serve(
         .get(HEADER_TIER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = read_body(req.into_body(), rt.policy.server.max_body_bytes).await?;
+    let body = read_body(req.into_body(), &rt.policy.server).await?;
     let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let extra: ResponsesHead<'_> =
         serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;

@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use prometheus::Histogram;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::deadline;
 use super::record::{End, Ledger, output_text_len};
 use crate::app::{Body as UpstreamBody, BoxError};
 use crate::protocol::openai::{Usage, usage_of_chunk};
@@ -29,8 +30,6 @@ pin_project! {
         // Polls in a row that brought nothing new while a batch waits.
         idle_polls: u8,
         meter: Meter,
-        // An upstream error held back until the bytes read before it are sent.
-        error: Option<BoxError>,
         done: bool,
     }
 }
@@ -44,6 +43,8 @@ struct Meter {
     last_chunk: Option<Instant>,
     /// Bytes of generated text seen so far, for an estimate when no usage arrives.
     output_text: usize,
+    /// Whether `data: [DONE]` came: a stream that ends without it was cut short.
+    saw_done: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -52,6 +53,31 @@ impl Meter {
         if let Some(ledger) = self.ledger.take() {
             ledger.finish(self.usage, self.output_text, self.ttft, end);
         }
+    }
+}
+
+impl Meter {
+    /// Counts and logs a stream that broke after its first byte, and tells the breaker.
+    fn broken(&mut self, e: &(dyn std::error::Error + 'static)) {
+        if let Some(l) = &self.ledger {
+            let (up, run) = (
+                &l.rt.policy.upstreams[l.upstream],
+                &l.rt.upstreams[l.upstream],
+            );
+            let reason = deadline::reason_of(e);
+            l.app
+                .metrics
+                .stream_errors
+                .with_label_values(&[l.rt.policy.tiers[l.tier].name.as_str(), &up.name, reason])
+                .inc();
+            tracing::warn!(request_id = %l.request_id, upstream = %up.name, reason, "stream ended with an error event: {e}");
+            crate::upstream::health::note(
+                &l.app,
+                &up.name,
+                run.state.record(&up.breaker, false, false),
+            );
+        }
+        self.finish(End::Broken);
     }
 }
 
@@ -79,7 +105,6 @@ impl MeteredStream {
             strip_usage,
             batch: Batch::default(),
             idle_polls: 0,
-            error: None,
             meter: Meter {
                 ledger: Some(ledger),
                 chunk_gap,
@@ -87,6 +112,7 @@ impl MeteredStream {
                 ttft: None,
                 last_chunk: None,
                 output_text: 0,
+                saw_done: false,
                 _permit: permit,
             },
             done: false,
@@ -127,9 +153,14 @@ impl Meter {
         }
         self.last_chunk = Some(now);
         let mut events = Vec::new();
-        splitter.push(data.clone(), &mut events);
+        // Only whole events go to the client, so a stream that breaks can end with a clean
+        // error event instead of half an event.
+        let complete = splitter.push_complete(data, &mut events);
         for event in events {
             let payload = data_of(&event);
+            if payload.as_deref() == Some(b"[DONE]") {
+                self.saw_done = true;
+            }
             let text = payload.as_deref().map_or(0, output_text_len);
             if text > 0 && self.ttft.is_none() {
                 self.ttft = self.ledger.as_ref().map(|l| now - l.started);
@@ -151,8 +182,8 @@ impl Meter {
             }
         }
         if !strip_usage {
-            // The upstream's bytes exactly as they came.
-            out.push(data);
+            // The upstream's bytes as they came (whole events).
+            out.push(complete);
         }
     }
 }
@@ -176,26 +207,30 @@ impl Body for MeteredStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        if let Some(e) = this.error.take() {
-            return Poll::Ready(Some(Err(e)));
-        }
         let mut progressed = false;
         while !*this.done && this.batch.len() < BATCH_LIMIT {
             match this.inner.as_mut().poll_frame(cx) {
                 Poll::Pending => break,
                 Poll::Ready(None) => {
                     *this.done = true;
-                    if let Some(rest) = this.splitter.take_rest()
-                        && *this.strip_usage
-                    {
+                    if let Some(rest) = this.splitter.take_rest() {
+                        this.meter.saw_done |= data_of(&rest).as_deref() == Some(b"[DONE]");
                         this.batch.push(rest);
                     }
-                    this.meter.finish(End::Complete);
+                    if this.meter.saw_done {
+                        this.meter.finish(End::Complete);
+                    } else {
+                        let e = deadline::StreamFault::Truncated;
+                        this.batch.push(deadline::error_event(&e));
+                        this.meter.broken(&e);
+                    }
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    // Never a cut stream: drop the unfinished event, end with an error event.
                     *this.done = true;
-                    this.meter.finish(End::Broken);
-                    *this.error = Some(e);
+                    let _ = this.splitter.take_rest();
+                    this.batch.push(deadline::error_event(&*e));
+                    this.meter.broken(&*e);
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     progressed = true;
@@ -220,16 +255,13 @@ impl Body for MeteredStream {
         *this.idle_polls = 0;
         match this.batch.take() {
             Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
-            None => match this.error.take() {
-                Some(e) => Poll::Ready(Some(Err(e))),
-                None if *this.done => Poll::Ready(None),
-                None => Poll::Pending,
-            },
+            None if *this.done => Poll::Ready(None),
+            None => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.batch.is_empty() && self.error.is_none()
+        self.done && self.batch.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -216,7 +216,19 @@ impl http_body::Body for TranslatedStream {
                 Poll::Ready(Some(Err(e))) => {
                     // The client gets a well-formed error event instead of a cut stream.
                     *this.done = true;
-                    tracing::warn!("upstream stream broke: {e}");
+                    if let Some(l) = &this.meter.ledger {
+                        let p = &l.rt.policy;
+                        let (up, run) = (&p.upstreams[l.upstream], &l.rt.upstreams[l.upstream]);
+                        let reason = super::deadline::reason_of(&*e);
+                        l.app
+                            .metrics
+                            .stream_errors
+                            .with_label_values(&[p.tiers[l.tier].name.as_str(), &up.name, reason])
+                            .inc();
+                        tracing::warn!(request_id = %l.request_id, upstream = %up.name, reason, "upstream stream broke: {e}");
+                        let t = run.state.record(&up.breaker, false, false);
+                        crate::upstream::health::note(&l.app, &up.name, t);
+                    }
                     this.meter.translator.finish(&mut out);
                     this.meter.finish(End::Broken);
                 }

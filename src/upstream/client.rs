@@ -15,6 +15,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tokio::sync::Semaphore;
 
+use super::state::UpstreamState;
 use crate::config::{Upstream, UpstreamKind};
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -35,6 +36,28 @@ pub struct UpstreamRuntime {
     pub auth: Option<(http::HeaderName, HeaderValue)>,
     /// Bounds requests in flight to this upstream.
     pub permits: Arc<Semaphore>,
+    /// Breaker, health, budget and latency: kept across reloads.
+    pub state: Arc<UpstreamState>,
+}
+
+/// Carries the run-time state of upstreams that keep their name over a policy reload: the
+/// breaker and health (an outage is not forgotten), and the concurrency permits when the
+/// limit did not change (requests in flight on the old policy still count).
+pub fn inherit(
+    new: &mut [UpstreamRuntime],
+    new_policy: &[Upstream],
+    old: &[UpstreamRuntime],
+    old_policy: &[Upstream],
+) {
+    for (run, up) in new.iter_mut().zip(new_policy) {
+        let Some(i) = old_policy.iter().position(|o| o.name == up.name) else {
+            continue;
+        };
+        run.state = old[i].state.clone();
+        if old_policy[i].max_concurrency == up.max_concurrency {
+            run.permits = old[i].permits.clone();
+        }
+    }
 }
 
 /// Builds the runtime of one upstream; an error is a message for the operator.
@@ -100,6 +123,7 @@ pub fn build(up: &Upstream) -> Result<UpstreamRuntime, String> {
         count_tokens_uri: uri(&format!("{v1}/messages/count_tokens"))?,
         auth,
         permits: Arc::new(Semaphore::new(up.max_concurrency)),
+        state: Arc::new(UpstreamState::new()),
     })
 }
 

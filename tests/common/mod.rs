@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-type MockBody = BoxBody<Bytes, Infallible>;
+type MockBody = BoxBody<Bytes, std::io::Error>;
 
 /// What a mock upstream saw of one request.
 #[derive(Debug, Clone)]
@@ -42,6 +42,10 @@ pub enum Reply {
     Channel(mpsc::UnboundedReceiver<Bytes>),
     /// Wait this long before answering with the inner reply.
     Delay(Duration, Box<Reply>),
+    /// Close the connection without an answer.
+    Reset,
+    /// An SSE head and these chunks, then the connection breaks (no clean end).
+    Truncated(Vec<String>),
 }
 
 type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
@@ -102,7 +106,9 @@ impl MockUpstream {
                             };
                             rec.lock().unwrap().push(r.clone());
                             let reply = handler(&r);
-                            Ok::<_, Infallible>(respond(reply, dropped, count).await)
+                            respond(reply, dropped, count)
+                                .await
+                                .ok_or_else(|| std::io::Error::other("mock reset"))
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -141,18 +147,43 @@ fn respond(
     reply: Reply,
     dropped: Arc<Notify>,
     count: Arc<Mutex<usize>>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<MockBody>> + Send>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Response<MockBody>>> + Send>> {
     Box::pin(async move {
         match reply {
             Reply::Delay(d, inner) => {
                 tokio::time::sleep(d).await;
                 respond(*inner, dropped, count).await
             }
-            Reply::Json(status, v) => Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(v.to_string())).boxed())
-                .unwrap(),
+            Reply::Json(status, v) => Some(
+                Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(
+                        Full::new(Bytes::from(v.to_string()))
+                            .map_err(|e| match e {})
+                            .boxed(),
+                    )
+                    .unwrap(),
+            ),
+            Reply::Reset => None,
+            Reply::Truncated(chunks) => {
+                use futures_util::StreamExt;
+                let frames = futures_util::stream::iter(
+                    chunks.into_iter().map(|c| Ok(Frame::data(Bytes::from(c)))),
+                )
+                .chain(futures_util::stream::once(async {
+                    // Let the chunks reach the reader before the connection breaks.
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    Err(std::io::Error::other("mock truncation"))
+                }));
+                Some(
+                    Response::builder()
+                        .status(200)
+                        .header("content-type", "text/event-stream")
+                        .body(BodyExt::boxed(StreamBody::new(frames)))
+                        .unwrap(),
+                )
+            }
             Reply::Sse(events) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(async move {
@@ -165,9 +196,9 @@ fn respond(
                         }
                     }
                 });
-                sse_response(rx, dropped, count)
+                Some(sse_response(rx, dropped, count))
             }
-            Reply::Channel(rx) => sse_response(rx, dropped, count),
+            Reply::Channel(rx) => Some(sse_response(rx, dropped, count)),
         }
     })
 }
@@ -202,7 +233,7 @@ fn sse_response(
     Response::builder()
         .status(200)
         .header("content-type", "text/event-stream")
-        .body(StreamBody::new(stream).boxed())
+        .body(StreamBody::new(stream).map_err(|e| match e {}).boxed())
         .unwrap()
 }
 

@@ -1,0 +1,134 @@
+//! Policy sections of the resilience layer: retries, circuit breaker, health checks,
+//! spill-over and the limits toward clients. Defaults keep an upstream that says nothing
+//! behaving as before (no retries, no health checks, no latency spill-over).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Retries of the same upstream before moving on to the route's next one.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Extra attempts at the same upstream after a retryable failure (0: move on at once).
+    pub attempts: u32,
+    /// First backoff; doubles each attempt, full jitter, capped at `max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// A 429's `retry-after` is honoured up to this; a longer one means: do not retry.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: 0,
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            max_retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How many retries the whole gateway may make: `ratio` of the requests, plus a floor of
+/// `min_per_second` so that a quiet gateway can still retry.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryBudgetConfig {
+    pub ratio: f64,
+    pub min_per_second: f64,
+}
+
+impl Default for RetryBudgetConfig {
+    fn default() -> Self {
+        RetryBudgetConfig {
+            ratio: 0.2,
+            min_per_second: 5.0,
+        }
+    }
+}
+
+/// The circuit breaker of one upstream.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    /// Opens after this many failures in a row.
+    pub consecutive_failures: u32,
+    /// Or when at least `min_requests` in `window` failed at this rate or more.
+    pub error_rate: f64,
+    pub min_requests: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Open this long before half-open probes are let through.
+    #[serde(with = "humantime_serde")]
+    pub cool_down: Duration,
+    /// Probes let through at once while half-open; this many successes close it.
+    pub probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            consecutive_failures: 5,
+            error_rate: 0.5,
+            min_requests: 20,
+            window: Duration::from_secs(10),
+            cool_down: Duration::from_secs(10),
+            probes: 1,
+        }
+    }
+}
+
+/// Active health checks: `GET {base_url}{path}` every `interval`; 2xx is healthy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    pub path: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Failed checks in a row before the upstream is marked down (one success marks it up).
+    pub unhealthy_after: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            path: "/models".into(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            unhealthy_after: 2,
+        }
+    }
+}
+
+/// Limits toward clients.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientLimits {
+    /// Bytes of a request head (HTTP/1 read buffer; HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Time a client has to send its request head; also how long an idle keep-alive
+    /// connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send its request body.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+        }
+    }
+}
