@@ -458,3 +458,43 @@ async fn http2_cleartext_is_served_on_the_same_port() {
     assert_eq!(h["x-tiergate-upstream"], "a");
     assert_eq!(json(&body)["choices"][0]["message"]["content"], "from a");
 }
+
+#[tokio::test]
+async fn a_request_cancelled_while_queued_gives_its_queue_place_back() {
+    let slow = MockUpstream::start(|_| {
+        Reply::Delay(
+            Duration::from_millis(800),
+            Box::new(Reply::Json(200, completion("m", "ok", 1, 1))),
+        )
+    })
+    .await;
+    let policy = two_tier_policy(&slow.base_url(), &slow.base_url())
+        .replace(
+            "    model: model-a\n",
+            "    model: model-a\n    max_concurrency: 1\n    max_queue: 1\n",
+        )
+        .replace("upstreams: [a, b]", "upstreams: [a]");
+    let gw = Gateway::start(&policy).await;
+    let url = gw.url("/v1/chat/completions");
+    // A holds the only slot; B waits in the only queue place, then its client gives up.
+    let a = tokio::spawn({
+        let url = url.clone();
+        async move { post(&url, chat("primitive", "a"), &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_millis(100),
+        post(&url, chat("primitive", "b"), &[]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let queued = gw.app.runtime.load().upstreams[0]
+        .state
+        .queued
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(queued, 0, "the cancelled request kept its queue place");
+    // So C can queue behind A instead of being turned away.
+    let (s, _, _) = post(&url, chat("primitive", "c"), &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(a.await.unwrap().0, 200);
+}

@@ -138,7 +138,6 @@ async fn slot(
     run: &UpstreamRuntime,
     is_last: bool,
 ) -> Result<OwnedSemaphorePermit, Failure> {
-    use std::sync::atomic::Ordering;
     let saturated = |why: &str| {
         fail(
             app,
@@ -152,17 +151,51 @@ async fn slot(
         Err(_) if !is_last => return Err(saturated("")),
         Err(_) => {}
     }
-    let queued = &run.state.queued;
-    if queued.fetch_add(1, Ordering::Relaxed) >= up.max_queue {
-        queued.fetch_sub(1, Ordering::Relaxed);
+    let Some(_place) = QueuePlace::take(&run.state.queued, up.max_queue) else {
         return Err(saturated(" and its queue is full"));
-    }
-    let got =
-        tokio::time::timeout(up.timeouts.first_byte, run.permits.clone().acquire_owned()).await;
-    queued.fetch_sub(1, Ordering::Relaxed);
-    match got {
+    };
+    match tokio::time::timeout(up.timeouts.first_byte, run.permits.clone().acquire_owned()).await {
         Ok(Ok(p)) => Ok(p),
         _ => Err(saturated(" (queued too long)")),
+    }
+}
+
+/// A place in an upstream's queue, given back on drop: also when the waiting request is
+/// cancelled because its client hung up.
+struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(queued: &'a std::sync::atomic::AtomicUsize, max: usize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        if queued.fetch_add(1, Ordering::Relaxed) >= max {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(QueuePlace(queued))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueuePlace;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn queue_places_come_back_when_dropped_and_the_queue_is_bounded() {
+        let q = AtomicUsize::new(0);
+        let a = QueuePlace::take(&q, 2).unwrap();
+        let b = QueuePlace::take(&q, 2).unwrap();
+        assert!(QueuePlace::take(&q, 2).is_none());
+        assert_eq!(q.load(Ordering::Relaxed), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(q.load(Ordering::Relaxed), 0);
     }
 }
 
