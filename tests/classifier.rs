@@ -106,8 +106,30 @@ const TABLE: &[(&str, &str)] = &[
         "Given a list of integers, return the two indices whose values sum to a target.",
         "primitive",
     ),
+    // Short everyday requests with no sign of a system, a codebase or an application's parts.
+    (
+        "Write a TypeScript debounce function with a cancel method.",
+        "primitive",
+    ),
+    (
+        "Add a dark mode toggle to this React component",
+        "primitive",
+    ),
+    (
+        "Write unit tests for the parse_config function",
+        "primitive",
+    ),
+    ("Convert this JS function to TypeScript", "primitive"),
+    (
+        "Create a file named hello.txt in the current directory containing exactly the line: hello",
+        "primitive",
+    ),
     (
         "Split the billing module of this service into its own microservice with an event bus, and plan the database migration.",
+        "architecture",
+    ),
+    (
+        "Add OAuth login across the frontend and backend of our app.",
         "architecture",
     ),
     (
@@ -315,7 +337,7 @@ fn held_out_prompts_meet_the_outside_bar_in_every_wrapping() {
         &std::fs::read_to_string(format!("{FIXTURES}/routing/holdout.jsonl")).unwrap(),
     )
     .unwrap();
-    assert!(rows.len() >= 30);
+    assert!(rows.len() >= 90);
     let dev = std::fs::read_to_string(format!("{FIXTURES}/routing/dev.jsonl")).unwrap();
     for r in &rows {
         assert!(
