@@ -354,9 +354,9 @@ fn held_out_prompts_meet_the_outside_bar_in_every_wrapping() {
     }
 }
 
-// Issue 3 asks for 0.92 / 0.92 / 0.80. The shipped features reach 0.910 / 0.914 / 0.760
-// (karan-projects): these floors guard what is reached so that no change makes it worse;
-// raise them to the targets when the model gets there.
-const TARGET_ACCURACY: f64 = 0.905;
-const TARGET_RECALL: f64 = 0.91;
+// Issue 3 asks for 0.92 / 0.92 / 0.80. The shipped features reach 0.925 / 0.929 / 0.750
+// (app-ideas, whose architecture apps are written as user stories that read primitive): the
+// worst-source floor guards what is reached; raise it to the target when the model gets there.
+const TARGET_ACCURACY: f64 = 0.92;
+const TARGET_RECALL: f64 = 0.92;
 const TARGET_WORST_SOURCE: f64 = 0.75;

@@ -46,7 +46,7 @@ pub struct Explanation {
 /// labeling rule's reasons for architecture. A short task has few n-grams, so the model's
 /// intercept and a few code words can tip it over the threshold; by the rule it is primitive.
 /// Hand-set, like the structure priors: dev has few such short everyday tasks to learn it from.
-pub const NO_EVIDENCE: f64 = -2.0;
+pub const NO_EVIDENCE: f64 = -2.5;
 
 const REASONS: usize = 5;
 const TASK_SHOWN: usize = 200;
