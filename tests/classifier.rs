@@ -106,8 +106,30 @@ const TABLE: &[(&str, &str)] = &[
         "Given a list of integers, return the two indices whose values sum to a target.",
         "primitive",
     ),
+    // Short everyday requests with no sign of a system, a codebase or an application's parts.
+    (
+        "Write a TypeScript debounce function with a cancel method.",
+        "primitive",
+    ),
+    (
+        "Add a dark mode toggle to this React component",
+        "primitive",
+    ),
+    (
+        "Write unit tests for the parse_config function",
+        "primitive",
+    ),
+    ("Convert this JS function to TypeScript", "primitive"),
+    (
+        "Create a file named hello.txt in the current directory containing exactly the line: hello",
+        "primitive",
+    ),
     (
         "Split the billing module of this service into its own microservice with an event bus, and plan the database migration.",
+        "architecture",
+    ),
+    (
+        "Add OAuth login across the frontend and backend of our app.",
         "architecture",
     ),
     (
@@ -315,7 +337,7 @@ fn held_out_prompts_meet_the_outside_bar_in_every_wrapping() {
         &std::fs::read_to_string(format!("{FIXTURES}/routing/holdout.jsonl")).unwrap(),
     )
     .unwrap();
-    assert!(rows.len() >= 30);
+    assert!(rows.len() >= 90);
     let dev = std::fs::read_to_string(format!("{FIXTURES}/routing/dev.jsonl")).unwrap();
     for r in &rows {
         assert!(
@@ -332,9 +354,9 @@ fn held_out_prompts_meet_the_outside_bar_in_every_wrapping() {
     }
 }
 
-// Issue 3 asks for 0.92 / 0.92 / 0.80. The shipped features reach 0.910 / 0.914 / 0.760
-// (karan-projects): these floors guard what is reached so that no change makes it worse;
-// raise them to the targets when the model gets there.
-const TARGET_ACCURACY: f64 = 0.905;
-const TARGET_RECALL: f64 = 0.91;
+// Issue 3 asks for 0.92 / 0.92 / 0.80. The shipped features reach 0.925 / 0.929 / 0.750
+// (app-ideas, whose architecture apps are written as user stories that read primitive): the
+// worst-source floor guards what is reached; raise it to the target when the model gets there.
+const TARGET_ACCURACY: f64 = 0.92;
+const TARGET_RECALL: f64 = 0.92;
 const TARGET_WORST_SOURCE: f64 = 0.75;

@@ -42,6 +42,12 @@ pub struct Explanation {
     pub logit: f64,
 }
 
+/// Added to the logit when neither the task's words nor its structure show any of the
+/// labeling rule's reasons for architecture. A short task has few n-grams, so the model's
+/// intercept and a few code words can tip it over the threshold; by the rule it is primitive.
+/// Hand-set, like the structure priors: dev has few such short everyday tasks to learn it from.
+pub const NO_EVIDENCE: f64 = -2.5;
+
 const REASONS: usize = 5;
 const TASK_SHOWN: usize = 200;
 
@@ -131,7 +137,12 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
         contributions.push((format!("word \"{w}\""), *c));
     }
     let st = structure::of(conv);
-    for (name, w) in structure::priors(&st) {
+    let priors = structure::priors(&st);
+    if s.evidence == 0 && priors.is_empty() {
+        extra += NO_EVIDENCE;
+        contributions.push(("no architecture evidence".into(), NO_EVIDENCE));
+    }
+    for (name, w) in priors {
         extra += w;
         contributions.push((name.to_string(), w));
     }

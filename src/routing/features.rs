@@ -72,36 +72,59 @@ fn default_norm_power() -> f32 {
     0.35
 }
 
+/// A cue word's group and whether it is evidence of architecture on its own.
+#[derive(Debug, Clone, Copy)]
+struct Cue {
+    group: u8,
+    evidence: bool,
+}
+
 /// Cue word -> group, keyed by the word's hash (raw word first, stem second).
 #[derive(Debug, Clone, Default)]
 pub struct Lexicon {
-    map: HashMap<u64, u8, BuildHasherDefault<Identity>>,
+    map: HashMap<u64, Cue, BuildHasherDefault<Identity>>,
     phrases: PhraseSet,
+}
+
+/// A lexicon word without its marks: (word, exact only, evidence-less).
+fn unmark(w: &str) -> (&str, bool, bool) {
+    let weak = w.starts_with('~');
+    let w = w.trim_start_matches('~');
+    let exact = w.starts_with('=');
+    (w.trim_start_matches('='), exact, weak)
 }
 
 impl Lexicon {
     pub fn new() -> Self {
-        let mut map: HashMap<u64, u8, BuildHasherDefault<Identity>> = HashMap::default();
-        for (g, group) in GROUPS.iter().enumerate() {
-            for w in group.words {
-                map.entry(fnv(STEM_SEED, stem(w).as_bytes()))
-                    .or_insert(g as u8);
+        let mut map: HashMap<u64, Cue, BuildHasherDefault<Identity>> = HashMap::default();
+        let cues = GROUPS.iter().enumerate().flat_map(|(g, group)| {
+            group.words.iter().map(move |w| {
+                let (word, exact, weak) = unmark(w);
+                let cue = Cue {
+                    group: g as u8,
+                    evidence: group.evidence && !weak,
+                };
+                (word, exact, cue)
+            })
+        });
+        for (word, exact, cue) in cues.clone() {
+            if !exact {
+                map.entry(fnv(STEM_SEED, stem(word).as_bytes()))
+                    .or_insert(cue);
             }
         }
-        for (g, group) in GROUPS.iter().enumerate() {
-            for w in group.words {
-                map.insert(fnv(RAW_SEED, w.as_bytes()), g as u8);
-            }
+        for (word, _, cue) in cues {
+            map.insert(fnv(RAW_SEED, word.as_bytes()), cue);
         }
         let phrases = PhraseSet::new(|w| fnv(STEM_SEED, stem(w).as_bytes()));
         Lexicon { map, phrases }
     }
 
-    fn group(&self, raw: u64, stemmed: u64) -> Option<usize> {
+    fn cue(&self, raw: u64, stemmed: u64) -> Option<Cue> {
         self.map
             .get(&raw)
             .or_else(|| self.map.get(&stemmed))
-            .map(|&g| g as usize)
+            .copied()
     }
 }
 
@@ -260,6 +283,8 @@ pub struct Dense {
     /// Hashed features emitted, per kind (for normalisation).
     pub words: u32,
     pub chars: u32,
+    /// Words and phrases that are the labeling rule's evidence for architecture.
+    pub evidence: u32,
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -371,6 +396,7 @@ pub fn extract(
     let text = cut(text, MAX_HASHED_BYTES);
     let bits = cfg.hash_bits;
     let mut groups = vec![0u32; GROUPS.len()];
+    let mut evidence = 0u32;
     let (mut n_word_feats, mut n_char_feats) = (0u32, 0u32);
     let mut paths: Vec<u64> = Vec::new();
     let mut code = text.contains("```") || text.contains("assert ") || text.contains(">>>");
@@ -428,8 +454,9 @@ pub fn extract(
                 let s = stem(&lower);
                 let hs = fnv(STEM_SEED, s.as_bytes());
                 let hr = fnv(RAW_SEED, lower.as_bytes());
-                if let Some(g) = lexicon.group(hr, hs) {
-                    groups[g] += 1;
+                if let Some(c) = lexicon.cue(hr, hs) {
+                    groups[c.group as usize] += 1;
+                    evidence += u32::from(c.evidence);
                 }
                 phrases.push(hs, &lower);
                 if first {
@@ -491,16 +518,15 @@ pub fn extract(
     // One application case alone (a database, a login) is a small app; two or more are the
     // labeling rule's multi-component application.
     values.push(phrases.app_components().saturating_sub(1) as f32);
-    // None of the labeling rule's specific reasons (services, stores, infrastructure, scale,
-    // an existing codebase, an application's parts): architecture needs one of them.
-    let specific = groups[..3].iter().sum::<u32>()
-        + groups[6]
-        + phrases.counts[..ARCH_PHRASES].iter().sum::<u32>();
-    values.push(if specific == 0 { 1.0 } else { 0.0 });
+    // The labeling rule's specific reasons (services, stores, infrastructure, scale, an
+    // existing codebase, an application's parts): architecture needs one of them.
+    let evidence = evidence + phrases.counts[..ARCH_PHRASES].iter().sum::<u32>();
+    values.push(if evidence == 0 { 1.0 } else { 0.0 });
     Dense {
         values,
         words: n_word_feats,
         chars: n_char_feats,
+        evidence,
     }
 }
 
@@ -597,6 +623,29 @@ mod tests {
         let g = |name: &str| d.values[GROUPS.iter().position(|g| g.name == name).unwrap()];
         assert!(g("algorithmic") > 1.5);
         assert_eq!(g("infrastructure"), 0.0);
+    }
+
+    #[test]
+    fn evidence_counts_the_labeling_rules_reasons_only() {
+        let lex = Lexicon::new();
+        let evidence = |t: &str| extract(t, CFG, &lex, |_, _, _| {}).evidence;
+        // Code words, "this component", a file in a directory: none is a reason.
+        for t in [
+            "Add a dark mode toggle to this React component",
+            "Convert this JS function to TypeScript",
+            "Create a file named hello.txt in the current directory containing exactly the line: hello",
+            "Implement an LRU cache class with a queue and an index.",
+        ] {
+            assert_eq!(evidence(t), 0, "{t}");
+        }
+        for t in [
+            "Deploy the containers to our cluster.",
+            "Migrate the codebase to Python 3.",
+            "Refactor the authentication across all modules.",
+            "Users can log in and chat in real time.",
+        ] {
+            assert!(evidence(t) > 0, "{t}");
+        }
     }
 
     #[test]

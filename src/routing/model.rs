@@ -63,6 +63,8 @@ pub struct TextScore {
     pub intercept: f64,
     pub word_total: f64,
     pub char_total: f64,
+    /// Words and phrases of the text that are evidence for architecture (see `features`).
+    pub evidence: u32,
 }
 
 impl Model {
@@ -146,6 +148,7 @@ impl Model {
             intercept: a * f64::from(self.bias) + self.calibration.b,
             word_total: a * word_sum * word_scale,
             char_total: a * char_sum * char_scale,
+            evidence: d.evidence,
         }
     }
 }
