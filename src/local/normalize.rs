@@ -11,6 +11,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::protocol::scan;
+
 use super::toolcall::ToolCall;
 
 /// `json` with its top-level `model` set to `model` and every other byte as it came: the cheap
@@ -45,23 +47,7 @@ pub fn needs_fix(json: &[u8]) -> bool {
         b"\"function_call\"",
         b"\"refusal\"",
     ];
-    let has_null_value = |key: &[u8]| {
-        let mut rest = json;
-        while let Some(i) = rest.windows(key.len()).position(|w| w == key) {
-            let after = &rest[i + key.len()..];
-            let value = after
-                .iter()
-                .skip_while(|b| b.is_ascii_whitespace() || **b == b':')
-                .find(|b| !b.is_ascii_whitespace());
-            if value == Some(&b'n') {
-                return true;
-            }
-            rest = after;
-        }
-        false
-    };
-    let error = b"\"error\"";
-    json.windows(error.len()).any(|w| w == error) || NULLABLE.iter().any(|k| has_null_value(k))
+    scan::contains(json, b"\"error\"") || scan::has_null(json, &NULLABLE)
 }
 
 /// A whole chat or completions response.

@@ -4,4 +4,5 @@ pub mod anthropic;
 pub mod error;
 pub mod openai;
 pub mod openai_chat;
+pub mod scan;
 pub mod sse;

@@ -181,24 +181,6 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::QueuePlace;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn queue_places_come_back_when_dropped_and_the_queue_is_bounded() {
-        let q = AtomicUsize::new(0);
-        let a = QueuePlace::take(&q, 2).unwrap();
-        let b = QueuePlace::take(&q, 2).unwrap();
-        assert!(QueuePlace::take(&q, 2).is_none());
-        assert_eq!(q.load(Ordering::Relaxed), 2);
-        drop(a);
-        drop(b);
-        assert_eq!(q.load(Ordering::Relaxed), 0);
-    }
-}
-
 /// Everything that happens at one upstream: spill-over, slot, attempts and retries.
 #[allow(clippy::too_many_arguments)]
 async fn attempt_upstream(
@@ -472,5 +454,17 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
         h.insert("retry-after-ms", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn queue_places_come_back_when_dropped_and_the_queue_is_bounded() {
+        let q = std::sync::atomic::AtomicUsize::new(0);
+        let a = QueuePlace::take(&q, 2).unwrap();
+        let b = QueuePlace::take(&q, 2).unwrap();
+        assert!(QueuePlace::take(&q, 2).is_none());
+        assert_eq!(q.load(std::sync::atomic::Ordering::Relaxed), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(q.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 }

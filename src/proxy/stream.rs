@@ -17,6 +17,7 @@ use super::deadline;
 use super::record::{End, Ledger, output_text_len};
 use crate::app::{Body as UpstreamBody, BoxError};
 use crate::protocol::openai::{Usage, usage_of_chunk};
+use crate::protocol::scan;
 use crate::protocol::sse::{SseSplitter, data_of};
 
 pin_project! {
@@ -120,24 +121,6 @@ impl MeteredStream {
     }
 }
 
-/// Whether the event carries a usage object (not `"usage": null`), found without parsing JSON.
-fn mentions_usage(data: &[u8]) -> bool {
-    let key = b"\"usage\"";
-    let mut rest = data;
-    while let Some(i) = rest.windows(key.len()).position(|w| w == key) {
-        let after = &rest[i + key.len()..];
-        let value = after
-            .iter()
-            .skip_while(|b| b.is_ascii_whitespace() || **b == b':')
-            .find(|b| !b.is_ascii_whitespace());
-        if value == Some(&b'{') {
-            return true;
-        }
-        rest = after;
-    }
-    false
-}
-
 impl Meter {
     /// Reads timing, text and usage off one upstream chunk; returns what the client gets.
     fn observe(
@@ -167,7 +150,7 @@ impl Meter {
             }
             self.output_text += text;
             let usage_only = match payload {
-                Some(d) if mentions_usage(&d) => match usage_of_chunk(&d) {
+                Some(d) if scan::has_object(&d, b"\"usage\"") => match usage_of_chunk(&d) {
                     Some((u, only)) => {
                         self.usage = Some(u);
                         only
@@ -306,23 +289,5 @@ impl Batch {
     fn take(&mut self) -> Option<Bytes> {
         let first = self.first.take();
         self.more.take().map(BytesMut::freeze).or(first)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mentions_usage;
-
-    #[test]
-    fn usage_objects_are_told_from_nulls() {
-        assert!(mentions_usage(
-            br#"{"choices":[],"usage": {"prompt_tokens":1}}"#
-        ));
-        assert!(!mentions_usage(
-            br#"{"choices":[{"delta":{}}],"usage":null}"#
-        ));
-        assert!(!mentions_usage(
-            br#"{"choices":[{"delta":{"content":"usage"}}]}"#
-        ));
     }
 }

@@ -1,0 +1,74 @@
+//! Questions about a JSON text answered without parsing it, for the hot path of streams: each
+//! event is looked at, few need a parser. Strings inside JSON cannot hide a match: a quote in
+//! a string is escaped, so `"key"` followed by `:` only occurs as a real key.
+
+use memchr::memmem;
+
+/// The first byte of each value written for `key` (given with its quotes, e.g. `"usage"`).
+pub fn value_starts<'a>(json: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = u8> + 'a {
+    memmem::find_iter(json, key).filter_map(move |at| {
+        let mut rest = json[at + key.len()..]
+            .iter()
+            .copied()
+            .skip_while(u8::is_ascii_whitespace);
+        if rest.next() != Some(b':') {
+            return None;
+        }
+        rest.find(|b| !b.is_ascii_whitespace())
+    })
+}
+
+/// Whether `key` (with its quotes) has an object value somewhere, e.g. a usage report.
+pub fn has_object(json: &[u8], key: &[u8]) -> bool {
+    value_starts(json, key).any(|b| b == b'{')
+}
+
+/// Whether any of `keys` (with their quotes) has a `null` value somewhere.
+pub fn has_null(json: &[u8], keys: &[&[u8]]) -> bool {
+    // One pass over the nulls (few per event), looking back at the key of each.
+    memmem::find_iter(json, b"null").any(|at| {
+        let before = json[..at].trim_ascii_end();
+        let Some(before) = before.strip_suffix(b":") else {
+            return false;
+        };
+        let before = before.trim_ascii_end();
+        keys.iter().any(|k| before.ends_with(k))
+    })
+}
+
+/// Whether `needle` occurs anywhere.
+pub fn contains(json: &[u8], needle: &[u8]) -> bool {
+    memmem::find(json, needle).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_values_by_key() {
+        let j = br#"{"usage": {"a":1},"choices":[{"delta":{"content":"say \"usage\": {"}}]}"#;
+        assert!(has_object(j, b"\"usage\""));
+        assert!(!has_object(
+            br#"{"usage":null,"x":"\"usage\":{"}"#,
+            b"\"usage\""
+        ));
+        assert_eq!(
+            value_starts(br#"{"a" : 1, "a":"x"}"#, b"\"a\"").collect::<Vec<_>>(),
+            vec![b'1', b'"']
+        );
+    }
+
+    #[test]
+    fn finds_null_values_of_given_keys_only() {
+        let keys: [&[u8]; 2] = [b"\"content\"", b"\"role\""];
+        assert!(has_null(
+            br#"{"delta":{"role":"assistant","content": null}}"#,
+            &keys
+        ));
+        assert!(!has_null(
+            br#"{"delta":{"content":"null"},"finish_reason":null}"#,
+            &keys
+        ));
+    }
+}
