@@ -18,22 +18,16 @@ use super::toolcall::ToolCall;
 /// `json` with its top-level `model` set to `model` and every other byte as it came: the cheap
 /// path for answers that need nothing else. None when it is not an object with a `model`.
 pub fn with_model(json: &[u8], model: &str) -> Option<Vec<u8>> {
-    #[derive(serde::Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow)]
-        model: Option<&'a serde_json::value::RawValue>,
-    }
-    // A derived struct also reads from an array: only objects count.
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
-    let raw = serde_json::from_slice::<Head<'_>>(json).ok()?.model?;
-    let start = raw.get().as_ptr() as usize - json.as_ptr() as usize;
+    // Chat and completions answers have `model` only at the top level.
+    let span = scan::string_values(json, b"\"model\"").next()?;
     let quoted = serde_json::to_vec(model).ok()?;
     let mut out = Vec::with_capacity(json.len() + quoted.len());
-    out.extend_from_slice(&json[..start]);
+    out.extend_from_slice(&json[..span.start - 1]);
     out.extend_from_slice(&quoted);
-    out.extend_from_slice(&json[start + raw.get().len()..]);
+    out.extend_from_slice(&json[span.end + 1..]);
     Some(out)
 }
 

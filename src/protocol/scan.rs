@@ -36,6 +36,51 @@ pub fn has_null(json: &[u8], keys: &[&[u8]]) -> bool {
     })
 }
 
+/// Where the string values of `key` (with its quotes) sit: the bytes between their quotes,
+/// escapes kept as written.
+pub fn string_values<'a>(
+    json: &'a [u8],
+    key: &'a [u8],
+) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
+    memmem::find_iter(json, key).filter_map(move |at| {
+        let mut i = at + key.len();
+        let skip_ws = |i: &mut usize| {
+            while json.get(*i).is_some_and(u8::is_ascii_whitespace) {
+                *i += 1;
+            }
+        };
+        skip_ws(&mut i);
+        (json.get(i) == Some(&b':')).then_some(())?;
+        i += 1;
+        skip_ws(&mut i);
+        (json.get(i) == Some(&b'"')).then_some(())?;
+        let start = i + 1;
+        let mut j = start;
+        loop {
+            j += memchr::memchr2(b'"', b'\\', &json[j..])?;
+            if json[j] == b'"' {
+                return Some(start..j);
+            }
+            j += 2;
+        }
+    })
+}
+
+/// Bytes of generated text in a chat or completions chunk: its content, reasoning, legacy
+/// `text` and tool-call arguments, as written (escapes count as written).
+pub fn output_text_len(json: &[u8]) -> usize {
+    const TEXT: [&[u8]; 4] = [
+        b"\"content\"",
+        b"\"reasoning_content\"",
+        b"\"text\"",
+        b"\"arguments\"",
+    ];
+    TEXT.iter()
+        .flat_map(|k| string_values(json, k))
+        .map(|r| r.len())
+        .sum()
+}
+
 /// Whether `needle` occurs anywhere.
 pub fn contains(json: &[u8], needle: &[u8]) -> bool {
     memmem::find(json, needle).is_some()
@@ -56,6 +101,18 @@ mod tests {
         assert_eq!(
             value_starts(br#"{"a" : 1, "a":"x"}"#, b"\"a\"").collect::<Vec<_>>(),
             vec![b'1', b'"']
+        );
+    }
+
+    #[test]
+    fn finds_string_values_and_text_length() {
+        let j = br#"{"model" : "q\"x","choices":[{"delta":{"content":"ab\\c","tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#;
+        let spans: Vec<_> = string_values(j, b"\"model\"").collect();
+        assert_eq!(&j[spans[0].clone()], br#"q\"x"#);
+        assert_eq!(output_text_len(j), 5 + 2);
+        assert_eq!(
+            output_text_len(br#"{"choices":[{"delta":{"content":null}}]}"#),
+            0
         );
     }
 

@@ -14,7 +14,7 @@ use prometheus::Histogram;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::deadline;
-use super::record::{End, Ledger, output_text_len};
+use super::record::{End, Ledger};
 use crate::app::{Body as UpstreamBody, BoxError};
 use crate::protocol::openai::{Usage, usage_of_chunk};
 use crate::protocol::scan;
@@ -144,7 +144,7 @@ impl Meter {
             if payload.as_deref() == Some(b"[DONE]") {
                 self.saw_done = true;
             }
-            let text = payload.as_deref().map_or(0, output_text_len);
+            let text = payload.as_deref().map_or(0, |d| scan::output_text_len(d));
             if text > 0 && self.ttft.is_none() {
                 self.ttft = self.ledger.as_ref().map(|l| now - l.started);
             }
