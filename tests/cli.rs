@@ -1,5 +1,7 @@
 //! The real binary: `check` on good and broken policies, `classify` on JSON Lines.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 

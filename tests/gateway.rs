@@ -1,6 +1,8 @@
 //! The gateway core over real sockets: routing and overrides, passthrough, keys, streaming,
 //! cancellation, fallback and every error case.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -14,24 +16,14 @@ async fn two_mocks() -> (MockUpstream, MockUpstream) {
     let a = MockUpstream::start(|r| {
         Reply::Json(
             200,
-            completion(
-                &r.json()["model"].as_str().unwrap_or("?").to_string(),
-                "from a",
-                10,
-                5,
-            ),
+            completion(r.json()["model"].as_str().unwrap_or("?"), "from a", 10, 5),
         )
     })
     .await;
     let b = MockUpstream::start(|r| {
         Reply::Json(
             200,
-            completion(
-                &r.json()["model"].as_str().unwrap_or("?").to_string(),
-                "from b",
-                10,
-                5,
-            ),
+            completion(r.json()["model"].as_str().unwrap_or("?"), "from b", 10, 5),
         )
     })
     .await;

@@ -191,7 +191,7 @@ async fn serve(
 
     // Anthropic upstreams get a translated body (chat only; legacy completions skip them).
     let to_anthropic = match endpoint {
-        Endpoint::Chat => anthropic::chat_translation(&rt, &decision, &body)?,
+        Endpoint::Chat => anthropic::chat_translation(rt, &decision, &body)?,
         Endpoint::Completions => None,
     };
     let stream = head.is_stream();

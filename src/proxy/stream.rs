@@ -144,7 +144,7 @@ impl Meter {
             if payload.as_deref() == Some(b"[DONE]") {
                 self.saw_done = true;
             }
-            let text = payload.as_deref().map_or(0, |d| scan::output_text_len(d));
+            let text = payload.as_deref().map_or(0, scan::output_text_len);
             if text > 0 && self.ttft.is_none() {
                 self.ttft = self.ledger.as_ref().map(|l| now - l.started);
             }
