@@ -22,7 +22,7 @@ pub fn with_model(json: &[u8], model: &str) -> Option<Vec<u8>> {
         return None;
     }
     // Chat and completions answers have `model` only at the top level.
-    let span = scan::string_values(json, b"\"model\"").next()?;
+    let span = scan::string_values(json, &scan::MODEL).next()?;
     let quoted = serde_json::to_vec(model).ok()?;
     let mut out = Vec::with_capacity(json.len() + quoted.len());
     out.extend_from_slice(&json[..span.start - 1]);
@@ -41,7 +41,7 @@ pub fn needs_fix(json: &[u8]) -> bool {
         b"\"function_call\"",
         b"\"refusal\"",
     ];
-    scan::contains(json, b"\"error\"") || scan::has_null(json, &NULLABLE)
+    scan::contains(json, &scan::ERROR) || scan::has_null(json, &NULLABLE)
 }
 
 /// A whole chat or completions response.

@@ -2,11 +2,48 @@
 //! event is looked at, few need a parser. Strings inside JSON cannot hide a match: a quote in
 //! a string is escaped, so `"key"` followed by `:` only occurs as a real key.
 
-use memchr::memmem;
+use std::sync::OnceLock;
+
+use memchr::memmem::Finder;
+
+/// A needle (a JSON key with its quotes, or a literal) with its searcher, built once: building
+/// a searcher costs more than running it on a short event.
+pub struct Key {
+    text: &'static [u8],
+    finder: OnceLock<Finder<'static>>,
+}
+
+impl Key {
+    pub const fn new(text: &'static [u8]) -> Self {
+        Key {
+            text,
+            finder: OnceLock::new(),
+        }
+    }
+
+    fn finder(&self) -> &Finder<'static> {
+        self.finder.get_or_init(|| Finder::new(self.text))
+    }
+
+    fn len(&self) -> usize {
+        self.text.len()
+    }
+}
+
+pub static USAGE: Key = Key::new(b"\"usage\"");
+pub static MODEL: Key = Key::new(b"\"model\"");
+pub static ERROR: Key = Key::new(b"\"error\"");
+static NULL: Key = Key::new(b"null");
+static TEXT_KEYS: [Key; 4] = [
+    Key::new(b"\"content\""),
+    Key::new(b"\"reasoning_content\""),
+    Key::new(b"\"text\""),
+    Key::new(b"\"arguments\""),
+];
 
 /// The first byte of each value written for `key` (given with its quotes, e.g. `"usage"`).
-pub fn value_starts<'a>(json: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = u8> + 'a {
-    memmem::find_iter(json, key).filter_map(move |at| {
+pub fn value_starts<'a>(json: &'a [u8], key: &'a Key) -> impl Iterator<Item = u8> + 'a {
+    key.finder().find_iter(json).filter_map(move |at| {
         let mut rest = json[at + key.len()..]
             .iter()
             .copied()
@@ -19,14 +56,14 @@ pub fn value_starts<'a>(json: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = u
 }
 
 /// Whether `key` (with its quotes) has an object value somewhere, e.g. a usage report.
-pub fn has_object(json: &[u8], key: &[u8]) -> bool {
+pub fn has_object(json: &[u8], key: &Key) -> bool {
     value_starts(json, key).any(|b| b == b'{')
 }
 
 /// Whether any of `keys` (with their quotes) has a `null` value somewhere.
 pub fn has_null(json: &[u8], keys: &[&[u8]]) -> bool {
     // One pass over the nulls (few per event), looking back at the key of each.
-    memmem::find_iter(json, b"null").any(|at| {
+    NULL.finder().find_iter(json).any(|at| {
         let before = json[..at].trim_ascii_end();
         let Some(before) = before.strip_suffix(b":") else {
             return false;
@@ -40,9 +77,9 @@ pub fn has_null(json: &[u8], keys: &[&[u8]]) -> bool {
 /// escapes kept as written.
 pub fn string_values<'a>(
     json: &'a [u8],
-    key: &'a [u8],
+    key: &'a Key,
 ) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
-    memmem::find_iter(json, key).filter_map(move |at| {
+    key.finder().find_iter(json).filter_map(move |at| {
         let mut i = at + key.len();
         let skip_ws = |i: &mut usize| {
             while json.get(*i).is_some_and(u8::is_ascii_whitespace) {
@@ -69,21 +106,16 @@ pub fn string_values<'a>(
 /// Bytes of generated text in a chat or completions chunk: its content, reasoning, legacy
 /// `text` and tool-call arguments, as written (escapes count as written).
 pub fn output_text_len(json: &[u8]) -> usize {
-    const TEXT: [&[u8]; 4] = [
-        b"\"content\"",
-        b"\"reasoning_content\"",
-        b"\"text\"",
-        b"\"arguments\"",
-    ];
-    TEXT.iter()
+    TEXT_KEYS
+        .iter()
         .flat_map(|k| string_values(json, k))
         .map(|r| r.len())
         .sum()
 }
 
 /// Whether `needle` occurs anywhere.
-pub fn contains(json: &[u8], needle: &[u8]) -> bool {
-    memmem::find(json, needle).is_some()
+pub fn contains(json: &[u8], needle: &Key) -> bool {
+    needle.finder().find(json).is_some()
 }
 
 #[cfg(test)]
@@ -93,13 +125,11 @@ mod tests {
     #[test]
     fn finds_values_by_key() {
         let j = br#"{"usage": {"a":1},"choices":[{"delta":{"content":"say \"usage\": {"}}]}"#;
-        assert!(has_object(j, b"\"usage\""));
-        assert!(!has_object(
-            br#"{"usage":null,"x":"\"usage\":{"}"#,
-            b"\"usage\""
-        ));
+        assert!(has_object(j, &USAGE));
+        assert!(!has_object(br#"{"usage":null,"x":"\"usage\":{"}"#, &USAGE));
+        static A: Key = Key::new(b"\"a\"");
         assert_eq!(
-            value_starts(br#"{"a" : 1, "a":"x"}"#, b"\"a\"").collect::<Vec<_>>(),
+            value_starts(br#"{"a" : 1, "a":"x"}"#, &A).collect::<Vec<_>>(),
             vec![b'1', b'"']
         );
     }
@@ -107,7 +137,7 @@ mod tests {
     #[test]
     fn finds_string_values_and_text_length() {
         let j = br#"{"model" : "q\"x","choices":[{"delta":{"content":"ab\\c","tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#;
-        let spans: Vec<_> = string_values(j, b"\"model\"").collect();
+        let spans: Vec<_> = string_values(j, &MODEL).collect();
         assert_eq!(&j[spans[0].clone()], br#"q\"x"#);
         assert_eq!(output_text_len(j), 5 + 2);
         assert_eq!(

@@ -150,7 +150,7 @@ impl Meter {
             }
             self.output_text += text;
             let usage_only = match payload {
-                Some(d) if scan::has_object(&d, b"\"usage\"") => match usage_of_chunk(&d) {
+                Some(d) if scan::has_object(&d, &scan::USAGE) => match usage_of_chunk(&d) {
                     Some((u, only)) => {
                         self.usage = Some(u);
                         only
