@@ -111,6 +111,17 @@ fn function() -> String {
     "function".into()
 }
 
+impl ToolCall {
+    /// A function call, as Anthropic's `tool_use` blocks become one.
+    pub fn function(id: String, name: String, arguments: String) -> Self {
+        ToolCall {
+            id,
+            kind: function(),
+            function: FunctionCall { name, arguments },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionCall {
     pub name: String,

@@ -7,9 +7,7 @@
 //! signature), as are server-tool blocks.
 
 use crate::protocol::anthropic::{Block, MessagesResponse};
-use crate::protocol::openai_chat::{
-    ChatCompletion, Choice, FunctionCall, ResponseMessage, ToolCall, UsageOut,
-};
+use crate::protocol::openai_chat::{ChatCompletion, Choice, ResponseMessage, ToolCall, UsageOut};
 
 use super::finish_reason;
 
@@ -21,14 +19,7 @@ pub fn translate(resp: MessagesResponse, created: u64) -> ChatCompletion {
             Block::Text { text: t, .. } => text.push_str(&t),
             Block::ToolUse {
                 id, name, input, ..
-            } => calls.push(ToolCall {
-                id,
-                kind: "function".into(),
-                function: FunctionCall {
-                    name,
-                    arguments: input.to_string(),
-                },
-            }),
+            } => calls.push(ToolCall::function(id, name, input.to_string())),
             _ => {}
         }
     }

@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 
 use crate::protocol::anthropic::{Block, Content, ImageSource, MessagesRequest, ToolChoice};
 use crate::protocol::openai_chat::{
-    ChatContent, ChatMessage, ChatRequest, ChatTool, ChatToolChoice, FunctionCall, FunctionDef,
-    ImageUrl, NamedFunction, NamedToolChoice, Part, Stop, ToolCall,
+    ChatContent, ChatMessage, ChatRequest, ChatTool, ChatToolChoice, FunctionDef, ImageUrl,
+    NamedFunction, NamedToolChoice, Part, Stop, ToolCall,
 };
 use crate::translate::Refused;
 
@@ -243,14 +243,7 @@ fn assistant_turn(content: Content, i: usize) -> Result<Option<ChatMessage>, Ref
             Block::Text { text: t, .. } => text.push_str(&t),
             Block::ToolUse {
                 id, name, input, ..
-            } => calls.push(ToolCall {
-                id,
-                kind: "function".into(),
-                function: FunctionCall {
-                    name,
-                    arguments: input.to_string(),
-                },
-            }),
+            } => calls.push(ToolCall::function(id, name, input.to_string())),
             Block::Thinking { .. } | Block::RedactedThinking { .. } => {}
             _ => return Err(unsupported_block(i)),
         }
