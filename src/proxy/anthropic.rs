@@ -13,7 +13,7 @@
 //! kind when its route has another kind to offer, and is refused (400) when it has not.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
@@ -23,11 +23,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::forward::{self, Outgoing};
-use super::record::Ledger;
+use super::record::{Ledger, Origin};
 use super::translated::{self, Adapter};
 use super::{read_body, tag};
 use crate::app::{App, Body, HEADER_TIER, Runtime, json};
-use crate::clients;
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::GatewayError;
 use crate::metrics::InFlight;
@@ -39,7 +38,7 @@ use crate::translate::anthropic_passthrough::AnthropicPassthrough;
 use crate::translate::chat_via_anthropic::{
     self, request::allowed_betas, stream::ChatFromAnthropic,
 };
-use crate::translate::errors::{self, TranslatedError};
+use crate::translate::errors::{self};
 use crate::translate::messages_via_openai::{self, stream::MessagesFromOpenAi};
 use crate::translate::{StreamTranslator, count_tokens};
 use crate::ui::Note;
@@ -144,18 +143,14 @@ struct MessagesHead<'a> {
 
 /// What `/v1/messages` and `count_tokens` share: the parsed request and its decision.
 struct Parsed {
-    rt: Arc<Runtime>,
-    client: &'static str,
     passthrough_headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     decision: Decision,
     stream: bool,
 }
 
-async fn parse(app: &Arc<App>, req: Request<Incoming>) -> Result<Parsed, GatewayError> {
-    let rt = app.runtime.load_full();
+async fn parse(rt: &Runtime, req: Request<Incoming>) -> Result<Parsed, GatewayError> {
     let headers = req.headers();
-    let client = clients::kind(headers);
     let header_tier = headers
         .get(HEADER_TIER)
         .and_then(|v| v.to_str().ok())
@@ -188,8 +183,6 @@ async fn parse(app: &Arc<App>, req: Request<Incoming>) -> Result<Parsed, Gateway
     })?;
     let stream = head.is_stream();
     Ok(Parsed {
-        rt,
-        client,
         passthrough_headers,
         body,
         decision,
@@ -202,15 +195,14 @@ pub async fn messages(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    let started = Instant::now();
+    let origin = Origin::new(app, req.headers(), request_id, "messages");
+    let rt = &origin.rt;
     let Parsed {
-        rt,
-        client,
         passthrough_headers,
         body,
         decision,
         stream,
-    } = parse(app, req).await?;
+    } = parse(rt, req).await?;
     let in_flight = InFlight::new(app.metrics.in_flight.clone());
     let tier_name = rt.policy.tiers[decision.tier].name.as_str();
     app.metrics
@@ -219,24 +211,24 @@ pub async fn messages(
         .inc();
 
     // The chat translation, only when an OpenAI-compatible upstream may be tried.
-    let chat: Option<Bytes> = if kind_in_route(&rt, &decision, UpstreamKind::Openai) {
+    let chat: Option<Bytes> = if kind_in_route(rt, &decision, UpstreamKind::Openai) {
         let req: MessagesRequest =
             serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
         match messages_via_openai::request::translate(req) {
             Ok(chat) => Some(Bytes::from(
                 serde_json::to_vec(&chat).map_err(|e| GatewayError::BodyRead(e.to_string()))?,
             )),
-            Err(_) if kind_in_route(&rt, &decision, UpstreamKind::Anthropic) => None,
+            Err(_) if kind_in_route(rt, &decision, UpstreamKind::Anthropic) => None,
             Err(refused) => return Err(refused.into()),
         }
     } else {
         None
     };
     let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
-    let before_upstream = started.elapsed();
+    let before_upstream = origin.started.elapsed();
     let fwd = forward::forward(
         app,
-        &rt,
+        rt,
         &decision,
         request_id,
         |up| up.kind == UpstreamKind::Anthropic || chat.is_some(),
@@ -257,25 +249,15 @@ pub async fn messages(
     let up = &rt.policy.upstreams[fwd.upstream];
     let mut fwd = fwd;
     let ledger = Ledger {
-        app: app.clone(),
-        rt: rt.clone(),
-        request_id: request_id.to_string(),
-        endpoint: "messages",
-        client,
-        reason: decision.reason,
-        tier: decision.tier,
-        upstream: fwd.upstream,
-        status: fwd.response.status().as_u16(),
         stream,
-        started,
         overhead: before_upstream,
         prompt_bytes: body.len(),
         in_flight: Some(in_flight),
-        upstream_in_flight: fwd.in_flight.take(),
         note: Note::of(&rt.policy, &decision, || {
             let extra: MessagesHead<'_> = serde_json::from_slice(&body).ok()?;
             Conversation::from_anthropic(extra.system, head.messages?, head.tools).ok()
         }),
+        ..Ledger::open(&origin, &decision, &mut fwd)
     };
     let adapter = match up.kind {
         UpstreamKind::Anthropic => passthrough_adapter(),
@@ -294,11 +276,7 @@ fn passthrough_adapter() -> Adapter {
                 .map(|r| r.usage.to_openai());
             Ok((b.to_vec(), usage))
         }),
-        error: |status, b| TranslatedError {
-            status,
-            body: b.to_vec(),
-            retryable: errors::is_retryable(status),
-        },
+        error: errors::unchanged,
     }
 }
 
@@ -328,13 +306,13 @@ pub async fn count_tokens(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, GatewayError> {
+    let rt = app.runtime.load_full();
     let Parsed {
-        rt,
         passthrough_headers,
         body,
         decision,
         ..
-    } = parse(app, req).await?;
+    } = parse(&rt, req).await?;
     let first_is_anthropic = forward::candidates(&rt, &decision)
         .first()
         .is_some_and(|&u| rt.policy.upstreams[u].kind == UpstreamKind::Anthropic);

@@ -18,8 +18,7 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, Runtime, full};
-use crate::clients;
+use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, full};
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::metrics::InFlight;
@@ -27,7 +26,7 @@ use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
 use crate::routing::{Conversation, decide};
 use crate::ui::Note;
 use crate::upstream::UpstreamRuntime;
-use record::{End, Ledger};
+use record::{End, Ledger, Origin};
 use stream::MeteredStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,30 +111,17 @@ pub async fn openai(
     endpoint: Endpoint,
     request_id: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    let started = Instant::now();
-    let rt = app.runtime.load_full();
-    let client = clients::kind(req.headers());
+    let origin = Origin::new(app, req.headers(), request_id, endpoint.label());
     let mut progress = Progress {
         in_flight: Some(InFlight::new(app.metrics.in_flight.clone())),
         tier: None,
         recorded: false,
     };
-    let result = serve(
-        app,
-        &rt,
-        req,
-        endpoint,
-        request_id,
-        started,
-        client,
-        &mut progress,
-    )
-    .await;
+    let result = serve(&origin, req, endpoint, &mut progress).await;
     if let Err(e) = &result
         && !progress.recorded
     {
-        let tier = progress.tier.map(|t| rt.policy.tiers[t].name.as_str());
-        record::rejected(app, endpoint.label(), client, tier, request_id, e, started);
+        origin.rejected(progress.tier, e);
     }
     result
 }
@@ -149,17 +135,13 @@ struct Progress {
     recorded: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve(
-    app: &Arc<App>,
-    rt: &Arc<Runtime>,
+    origin: &Origin,
     req: Request<Incoming>,
     endpoint: Endpoint,
-    request_id: &str,
-    started: Instant,
-    client: &'static str,
     progress: &mut Progress,
 ) -> Result<Response<Body>, GatewayError> {
+    let (app, rt, request_id) = (&origin.app, &origin.rt, origin.request_id.as_str());
     let betas = anthropic::client_betas(req.headers());
     let header_tier = req
         .headers()
@@ -197,7 +179,7 @@ async fn serve(
     let stream = head.is_stream();
     // Ask for usage in every stream; what the client did not ask for is stripped again.
     let force_usage = stream && !head.wants_stream_usage();
-    let before_upstream = started.elapsed();
+    let before_upstream = origin.started.elapsed();
     let prepare = |up: &Upstream, run: &UpstreamRuntime| match (up.kind, &to_anthropic) {
         (UpstreamKind::Anthropic, Some(req)) => {
             anthropic::chat_outgoing(req, betas.as_deref(), up, run)
@@ -219,22 +201,12 @@ async fn serve(
     let head_received = Instant::now();
     let up = &rt.policy.upstreams[fwd.upstream];
     let mut ledger = Ledger {
-        app: app.clone(),
-        rt: rt.clone(),
-        request_id: request_id.to_string(),
-        endpoint: endpoint.label(),
-        client,
-        reason: decision.reason,
-        tier: decision.tier,
-        upstream: fwd.upstream,
-        status: fwd.response.status().as_u16(),
         stream,
-        started,
         overhead: before_upstream,
         prompt_bytes: record::prompt_len(&head),
         in_flight: progress.in_flight.take(),
-        upstream_in_flight: fwd.in_flight.take(),
         note: Note::of(&rt.policy, &decision, || conversation(&head, endpoint).ok()),
+        ..Ledger::open(origin, &decision, &mut fwd)
     };
     // From here on the ledger records the request, whatever happens.
     progress.recorded = true;

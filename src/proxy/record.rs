@@ -7,11 +7,16 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use http::HeaderMap;
+
+use super::forward::Forwarded;
 use crate::app::{App, Runtime};
+use crate::clients;
 use crate::config::Price;
 use crate::error::GatewayError;
 use crate::metrics::{InFlight, NONE, status_class};
 use crate::protocol::openai::{RequestHead, Usage};
+use crate::routing::Decision;
 use crate::ui::{Entry, Note};
 
 /// How a response ended.
@@ -243,35 +248,84 @@ impl Ledger {
     }
 }
 
-/// Records a request that got an error from the gateway itself (bad input, no upstream,
-/// every upstream failed): counted under upstream `none`, and under tier `none` when it
-/// failed before a tier was decided.
-pub fn rejected(
-    app: &App,
-    endpoint: &'static str,
-    client: &'static str,
-    tier: Option<&str>,
-    request_id: &str,
-    error: &GatewayError,
-    started: Instant,
-) {
-    let status = error.status().as_u16();
-    let tier = tier.unwrap_or(NONE);
-    app.metrics
-        .requests
-        .with_label_values(&[endpoint, tier, NONE, status_class(status), client])
-        .inc();
-    tracing::info!(
-        target: "tiergate::access",
-        request_id,
-        endpoint,
-        client,
-        tier,
-        upstream = NONE,
-        status,
-        error = error.code(),
-        duration_ms = started.elapsed().as_secs_f64() * 1e3,
-    );
+/// Who asked for what, and when: what a handler knows before it routes. Every ledger starts
+/// from one, and a request the gateway itself refuses is recorded from it.
+pub struct Origin {
+    pub app: Arc<App>,
+    pub rt: Arc<Runtime>,
+    pub request_id: String,
+    pub endpoint: &'static str,
+    pub client: &'static str,
+    pub started: Instant,
+}
+
+impl Origin {
+    /// Takes the policy snapshot the whole request will use.
+    pub fn new(
+        app: &Arc<App>,
+        headers: &HeaderMap,
+        request_id: &str,
+        endpoint: &'static str,
+    ) -> Self {
+        Origin {
+            app: app.clone(),
+            rt: app.runtime.load_full(),
+            request_id: request_id.to_string(),
+            endpoint,
+            client: clients::kind(headers),
+            started: Instant::now(),
+        }
+    }
+
+    /// Records a request that got an error from the gateway itself (bad input, no upstream,
+    /// every upstream failed): counted under upstream `none`, and under tier `none` when it
+    /// failed before a tier was decided.
+    pub fn rejected(&self, tier: Option<usize>, error: &GatewayError) {
+        let status = error.status().as_u16();
+        let tier = tier.map_or(NONE, |t| self.rt.policy.tiers[t].name.as_str());
+        self.app
+            .metrics
+            .requests
+            .with_label_values(&[self.endpoint, tier, NONE, status_class(status), self.client])
+            .inc();
+        tracing::info!(
+            target: "tiergate::access",
+            request_id = %self.request_id,
+            endpoint = self.endpoint,
+            client = self.client,
+            tier,
+            upstream = NONE,
+            status,
+            error = error.code(),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
+        );
+    }
+}
+
+impl Ledger {
+    /// The ledger of a request that `decision` routed and `fwd` answered; the upstream's
+    /// in-flight gauge moves into it. A handler adds what only it knows with struct update
+    /// syntax: `Ledger { stream, overhead, prompt_bytes, in_flight, note, ..Ledger::open(..) }`.
+    pub(crate) fn open(origin: &Origin, decision: &Decision, fwd: &mut Forwarded) -> Ledger {
+        Ledger {
+            app: origin.app.clone(),
+            rt: origin.rt.clone(),
+            request_id: origin.request_id.clone(),
+            endpoint: origin.endpoint,
+            client: origin.client,
+            reason: decision.reason,
+            tier: decision.tier,
+            upstream: fwd.upstream,
+            status: fwd.response.status().as_u16(),
+            stream: false,
+            started: origin.started,
+            overhead: Duration::ZERO,
+            prompt_bytes: 0,
+            in_flight: None,
+            upstream_in_flight: fwd.in_flight.take(),
+            note: Note::default(),
+        }
+    }
 }
 
 /// Cost of `usage` at `price` (GPU-hour share included); cached prompt tokens at the cached

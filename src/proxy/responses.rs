@@ -11,7 +11,7 @@
 //! of `repair: true` upstreams are not repaired on this path (chat completions only).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -20,11 +20,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::forward::{self, Outgoing};
-use super::record::{self, Ledger};
+use super::record::{Ledger, Origin};
 use super::translated::{self, Adapter};
 use super::{anthropic, read_body, tag};
 use crate::app::{App, Body, HEADER_TIER, Runtime};
-use crate::clients;
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::GatewayError;
 use crate::metrics::InFlight;
@@ -33,7 +32,7 @@ use crate::protocol::openai::{RequestHead, rewrite_body};
 use crate::protocol::openai_chat::ChatCompletion;
 use crate::routing::{Conversation, Decision, decide};
 use crate::translate::chat_via_anthropic::{self, stream::ChatFromAnthropic};
-use crate::translate::errors::{self, TranslatedError};
+use crate::translate::errors::{self};
 use crate::translate::responses::chain::Chain;
 use crate::translate::responses::passthrough::{ResponsesPassthrough, usage_of_response};
 use crate::translate::responses::request::{self, ResponsesRequest};
@@ -88,27 +87,14 @@ pub async fn responses(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    let started = Instant::now();
-    let rt = app.runtime.load_full();
-    let client = clients::kind(req.headers());
+    let origin = Origin::new(app, req.headers(), request_id, ENDPOINT);
     let mut tier = None;
     let mut recorded = false;
-    let result = serve(
-        app,
-        &rt,
-        req,
-        request_id,
-        started,
-        client,
-        &mut tier,
-        &mut recorded,
-    )
-    .await;
+    let result = serve(&origin, req, &mut tier, &mut recorded).await;
     if let Err(e) = &result
         && !recorded
     {
-        let tier = tier.map(|t: usize| rt.policy.tiers[t].name.as_str());
-        record::rejected(app, ENDPOINT, client, tier, request_id, e, started);
+        origin.rejected(tier, e);
     }
     result
 }
@@ -153,17 +139,13 @@ fn translations(rt: &Runtime, d: &Decision, body: &[u8]) -> Result<Translations,
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve(
-    app: &Arc<App>,
-    rt: &Arc<Runtime>,
+    origin: &Origin,
     req: Request<Incoming>,
-    request_id: &str,
-    started: Instant,
-    client: &'static str,
     tier: &mut Option<usize>,
     recorded: &mut bool,
 ) -> Result<Response<Body>, GatewayError> {
+    let (app, rt, request_id) = (&origin.app, &origin.rt, origin.request_id.as_str());
     let header_tier = req
         .headers()
         .get(HEADER_TIER)
@@ -196,7 +178,7 @@ async fn serve(
     let t = translations(rt, &decision, &body)?;
     let stream = head.is_stream();
     let in_flight = InFlight::new(app.metrics.in_flight.clone());
-    let before_upstream = started.elapsed();
+    let before_upstream = origin.started.elapsed();
     let fwd = forward::forward(
         app,
         rt,
@@ -225,24 +207,14 @@ async fn serve(
     let mut fwd = fwd;
     let up = &rt.policy.upstreams[fwd.upstream];
     let ledger = Ledger {
-        app: app.clone(),
-        rt: rt.clone(),
-        request_id: request_id.to_string(),
-        endpoint: ENDPOINT,
-        client,
-        reason: decision.reason,
-        tier: decision.tier,
-        upstream: fwd.upstream,
-        status: fwd.response.status().as_u16(),
         stream,
-        started,
         overhead: before_upstream,
         prompt_bytes: body.len(),
         in_flight: Some(in_flight),
-        upstream_in_flight: fwd.in_flight.take(),
         note: Note::of(&rt.policy, &decision, || {
             Conversation::from_responses(extra.instructions, input, extra.tools).ok()
         }),
+        ..Ledger::open(origin, &decision, &mut fwd)
     };
     *recorded = true;
     let namespaces = match way(up) {
@@ -273,19 +245,11 @@ fn with_model(body: &Bytes, model: &str) -> Bytes {
     }
 }
 
-fn same_error(status: u16, b: &[u8]) -> TranslatedError {
-    TranslatedError {
-        status,
-        body: b.to_vec(),
-        retryable: errors::is_retryable(status),
-    }
-}
-
 fn passthrough_adapter() -> Adapter {
     Adapter {
         stream: Some(Box::new(ResponsesPassthrough::new())),
         whole: Box::new(|b| Ok((b.to_vec(), usage_of_response(b)))),
-        error: same_error,
+        error: errors::unchanged,
     }
 }
 
@@ -297,7 +261,7 @@ fn chat_adapter(env: Envelope) -> Adapter {
             let (out, usage) = response::translate(resp, &env);
             Ok((serde_json::to_vec(&out).map_err(|e| e.to_string())?, usage))
         }),
-        error: same_error,
+        error: errors::unchanged,
     }
 }
 

@@ -23,6 +23,15 @@ pub fn is_retryable(status: u16) -> bool {
     matches!(status, 408 | 409 | 429) || status >= 500
 }
 
+/// An upstream error already in the client's format, passed on as it came.
+pub fn unchanged(status: u16, body: &[u8]) -> TranslatedError {
+    TranslatedError {
+        status,
+        body: body.to_vec(),
+        retryable: is_retryable(status),
+    }
+}
+
 /// OpenAI's `type` and `code` for an Anthropic error type.
 fn openai_kind(anthropic_type: &str) -> (&'static str, Option<&'static str>) {
     match anthropic_type {
