@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod local;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
