@@ -138,7 +138,7 @@ impl Metrics {
             chunk_gap: histogram(
                 &r,
                 "tiergate_time_between_chunks_seconds",
-                "Time between consecutive streamed chunks.",
+                "Time between consecutive streamed events (events read together: 0).",
                 &["tier", "upstream"],
                 CHUNK_BUCKETS,
             ),

@@ -48,24 +48,33 @@ impl SseSplitter {
 
 /// Length of the first complete event in `data` (up to and including its blank line).
 fn event_len(data: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(off) = data[i..].iter().position(|&b| b == b'\n') {
-        let nl = i + off;
+    for nl in memchr::memchr_iter(b'\n', data) {
         match data.get(nl + 1) {
             Some(b'\n') => return Some(nl + 2),
             Some(b'\r') if data.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
-            _ => i = nl + 1,
+            _ => {}
         }
     }
     None
+}
+
+/// The event's lines, without their line ends.
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', event)
+        .chain(std::iter::once(event.len()))
+        .filter_map(move |end| {
+            let line = event.get(start..end)?;
+            start = end + 1;
+            Some(line.strip_suffix(b"\r").unwrap_or(line))
+        })
 }
 
 /// The event's data: its `data:` lines joined by newlines; None for events without data
 /// (comments, keep-alives).
 pub fn data_of(event: &[u8]) -> Option<Cow<'_, [u8]>> {
     let mut found: Option<Cow<'_, [u8]>> = None;
-    for line in event.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    for line in lines(event) {
         let Some(value) = line.strip_prefix(b"data:") else {
             continue;
         };
@@ -85,8 +94,7 @@ pub fn data_of(event: &[u8]) -> Option<Cow<'_, [u8]>> {
 
 /// The event's `event:` name, if it has one.
 pub fn event_name(event: &[u8]) -> Option<&str> {
-    event.split(|&b| b == b'\n').find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    lines(event).find_map(|line| {
         let v = line.strip_prefix(b"event:")?;
         std::str::from_utf8(v.strip_prefix(b" ").unwrap_or(v)).ok()
     })

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
@@ -47,8 +47,10 @@ pin_project! {
         #[pin]
         inner: Incoming,
         timer: Pin<Box<Sleep>>,
-        // A frame read ahead (the first event of a stream), given out first.
-        first: Option<Frame<Bytes>>,
+        // Bytes read ahead (a stream's first event and what came with it), given out first.
+        ahead: Option<Bytes>,
+        // An error met while reading ahead, given out after `ahead`.
+        fault: Option<BoxError>,
         idle: Option<Duration>,
         total: Duration,
         total_at: Instant,
@@ -66,7 +68,8 @@ impl Deadline {
         Deadline {
             inner,
             timer: Box::pin(tokio::time::sleep_until(first_due)),
-            first: None,
+            ahead: None,
+            fault: None,
             idle,
             total,
             total_at,
@@ -76,10 +79,11 @@ impl Deadline {
     }
 
     /// Reads ahead to the end of the first SSE event (within the timeouts): Ok(false) when
-    /// the body ended before one. What was read is given out first, as one frame.
+    /// the body ended before one. Then reads on through what has already arrived (see
+    /// `read_ready`). What was read is given out first, as one frame.
     pub async fn first_event(&mut self) -> Result<bool, StreamFault> {
         use http_body_util::BodyExt;
-        let mut buf: Option<bytes::BytesMut> = None;
+        let mut buf = BytesMut::new();
         loop {
             match self.frame().await {
                 None => return Ok(false),
@@ -91,28 +95,54 @@ impl Deadline {
                 }
                 Some(Ok(f)) => {
                     let Ok(data) = f.into_data() else { continue };
-                    let whole = match &mut buf {
-                        // Usually the first frame holds a whole event: no copy.
-                        None if has_event_end(&data) => {
-                            self.first = Some(Frame::data(data));
-                            return Ok(true);
-                        }
-                        None => buf.insert(bytes::BytesMut::from(&data[..])),
-                        Some(b) => {
-                            b.extend_from_slice(&data);
-                            b
-                        }
-                    };
-                    if has_event_end(whole) {
-                        let data = whole.split().freeze();
-                        self.first = Some(Frame::data(data));
-                        return Ok(true);
+                    buf.extend_from_slice(&data);
+                    if has_event_end(&buf) {
+                        break;
                     }
                 }
             }
         }
+        self.read_ready(&mut buf).await;
+        self.ahead = Some(buf.freeze());
+        Ok(true)
+    }
+
+    /// Appends the frames that come without waiting on the network. hyper's client hands
+    /// over one chunk (one event, usually) at a time from its connection task, and its
+    /// server writes the response head alone as soon as the body has nothing ready: reading
+    /// on here, before the head exists, lets a fast upstream's stream reach the client in
+    /// one write with its head. A yield lets the connection task decode the next chunk;
+    /// the read stops at the second wait in a row, at READ_AHEAD bytes, or at the end.
+    async fn read_ready(&mut self, buf: &mut BytesMut) {
+        let mut waits = 0;
+        while waits < 2 && buf.len() < READ_AHEAD && !self.done {
+            let ready = std::future::poll_fn(|cx| {
+                Poll::Ready(match Pin::new(&mut *self).poll_frame(cx) {
+                    Poll::Ready(f) => Some(f),
+                    Poll::Pending => None,
+                })
+            })
+            .await;
+            match ready {
+                None => {
+                    waits += 1;
+                    tokio::task::yield_now().await;
+                }
+                Some(Some(Ok(f))) => {
+                    waits = 0;
+                    if let Ok(data) = f.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Some(Err(e))) => self.fault = Some(e),
+                Some(None) => {}
+            }
+        }
     }
 }
+
+/// How much of a stream `read_ready` may gather before the client sees any of it.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// Whether `data` holds the blank line that ends an SSE event.
 fn has_event_end(data: &[u8]) -> bool {
@@ -128,8 +158,11 @@ impl Body for Deadline {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        if let Some(f) = this.first.take() {
-            return Poll::Ready(Some(Ok(f)));
+        if let Some(b) = this.ahead.take() {
+            return Poll::Ready(Some(Ok(Frame::data(b))));
+        }
+        if let Some(e) = this.fault.take() {
+            return Poll::Ready(Some(Err(e)));
         }
         if *this.done {
             return Poll::Ready(None);
@@ -173,11 +206,11 @@ impl Body for Deadline {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && (self.done || self.inner.is_end_stream())
+        self.ahead.is_none() && self.fault.is_none() && (self.done || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.first.is_some() {
+        if self.ahead.is_some() {
             SizeHint::default()
         } else {
             self.inner.size_hint()

@@ -131,15 +131,15 @@ impl Meter {
         out: &mut Batch,
     ) {
         let now = Instant::now();
-        if let Some(prev) = self.last_chunk {
-            self.chunk_gap.observe((now - prev).as_secs_f64());
-        }
-        self.last_chunk = Some(now);
         let mut events = Vec::new();
         // Only whole events go to the client, so a stream that breaks can end with a clean
         // error event instead of half an event.
         let complete = splitter.push_complete(data, &mut events);
         for event in events {
+            // Gaps are between events: those that came in one read came together.
+            if let Some(prev) = self.last_chunk.replace(now) {
+                self.chunk_gap.observe((now - prev).as_secs_f64());
+            }
             let payload = data_of(&event);
             if payload.as_deref() == Some(b"[DONE]") {
                 self.saw_done = true;
