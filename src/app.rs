@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 
 use crate::config::Policy;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Refused};
 use crate::metrics::Metrics;
 use crate::proxy;
 use crate::upstream::{self, UpstreamRuntime};
@@ -107,7 +107,7 @@ impl App {
         let request_id = request_id(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let result = match (&method, path.as_str()) {
+        let result: Result<Response<Body>, Refused> = match (&method, path.as_str()) {
             (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
                 proxy::openai(&self, req, proxy::Endpoint::Chat, &request_id).await
             }
@@ -121,7 +121,9 @@ impl App {
                 proxy::anthropic::messages(&self, req, &request_id).await
             }
             (&Method::POST, "/v1/messages/count_tokens") => {
-                proxy::anthropic::count_tokens(&self, req, &request_id).await
+                proxy::anthropic::count_tokens(&self, req, &request_id)
+                    .await
+                    .map_err(Refused::from)
             }
             // Claude Code's preflight.
             (&Method::HEAD | &Method::GET, "/api/hello") => {
@@ -150,20 +152,24 @@ impl App {
                 | "/healthz"
                 | "/readyz"
                 | "/metrics",
-            ) => Err(GatewayError::MethodNotAllowed(method.to_string())),
-            _ => Err(GatewayError::NotFound(format!("{method} {path}"))),
+            ) => Err(GatewayError::MethodNotAllowed(method.to_string()).into()),
+            _ => Err(GatewayError::NotFound(format!("{method} {path}")).into()),
         };
         let mut resp = match result {
             Ok(r) => r,
-            Err(e) => {
+            Err(Refused { error: e, tier }) => {
                 if e.status().is_client_error() && !matches!(e, GatewayError::NotFound(_)) {
                     tracing::debug!(request_id = %request_id, code = e.code(), "rejected: {e}");
                 }
-                if path.starts_with("/v1/messages") {
+                let mut resp = if path.starts_with("/v1/messages") {
                     anthropic_error_response(&e)
                 } else {
                     error_response(&e)
+                };
+                if let Some(v) = tier.and_then(|t| HeaderValue::from_str(&t).ok()) {
+                    resp.headers_mut().insert(HEADER_TIER, v);
                 }
+                resp
             }
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {

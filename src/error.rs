@@ -39,10 +39,22 @@ pub enum GatewayError {
     NotFound(String),
     #[error("Method {0} is not allowed on this URL.")]
     MethodNotAllowed(String),
-    #[error("The gateway is shutting down.")]
-    ShuttingDown,
     #[error("The request was not received within {0:?}.")]
     RequestTimeout(std::time::Duration),
+}
+
+/// A handler's error, with the tier the request was routed to when it got that far: the
+/// error response then carries `x-tiergate-tier` like every routed response.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: GatewayError,
+    pub tier: Option<String>,
+}
+
+impl From<GatewayError> for Refused {
+    fn from(error: GatewayError) -> Self {
+        Refused { error, tier: None }
+    }
 }
 
 /// How the last upstream attempt failed; decides the status the client sees.
@@ -87,7 +99,7 @@ impl GatewayError {
             RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ModelNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            NoUpstream(_) | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            NoUpstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamFailed { kind, .. } => match kind {
                 UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamFailure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -133,7 +145,6 @@ impl GatewayError {
             },
             NotFound(_) => "unknown_url",
             MethodNotAllowed(_) => "method_not_allowed",
-            ShuttingDown => "shutting_down",
             RequestTimeout(_) => "request_timeout",
         }
     }

@@ -370,7 +370,7 @@ async fn a_tier_without_upstreams_answers_503_naming_it_and_total_failure_502() 
     let policy = two_tier_policy(&a.base_url(), "http://127.0.0.1:9/v1")
         .replace("api_key: key-b", "api_key: \"\"");
     let gw = Gateway::start(&policy).await;
-    let (s, _, body) = post(
+    let (s, h, body) = post(
         &gw.url("/v1/chat/completions"),
         chat("architecture", "hi"),
         &[],
@@ -378,6 +378,7 @@ async fn a_tier_without_upstreams_answers_503_naming_it_and_total_failure_502() 
     .await;
     let v = json(&body);
     assert_eq!(s, 503);
+    assert_eq!(h["x-tiergate-tier"], "architecture");
     assert_eq!(v["error"]["code"], "no_upstream_available");
     assert!(
         v["error"]["message"]
@@ -388,7 +389,7 @@ async fn a_tier_without_upstreams_answers_503_naming_it_and_total_failure_502() 
 
     let failing = MockUpstream::start(|_| Reply::Json(503, json!({"error": "down"}))).await;
     let gw = Gateway::start(&two_tier_policy(&failing.base_url(), &failing.base_url())).await;
-    let (s, _, body) = post(
+    let (s, h, body) = post(
         &gw.url("/v1/chat/completions"),
         chat("primitive", "hi"),
         &[],
@@ -398,6 +399,7 @@ async fn a_tier_without_upstreams_answers_503_naming_it_and_total_failure_502() 
         (s.as_u16(), json(&body)["error"]["code"].as_str()),
         (502, Some("upstream_error"))
     );
+    assert_eq!(h["x-tiergate-tier"], "primitive");
     assert_eq!(failing.requests().len(), 2, "a then b (both the same mock)");
 }
 

@@ -573,6 +573,15 @@ async fn fallbacks_and_errors_are_counted_with_bounded_labels() {
             .0,
         404
     );
+    // /v1/messages is counted the same way; a routed error names its tier.
+    let messages = gw.url("/v1/messages");
+    let body = json!({"model": "broken", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, h, _) = common::post(&messages, body.to_string(), &[]).await;
+    assert_eq!(status, 502);
+    assert_eq!(h["x-tiergate-tier"], "broken");
+    let (status, h, _) = common::post(&messages, "{}", &[]).await;
+    assert_eq!(status, 400);
+    assert!(h.get("x-tiergate-tier").is_none());
 
     let m = scrape(&gw).await;
     let get = |name: &str, labels: &[(&str, &str)]| sample_sum(&m, name, labels);
@@ -599,7 +608,8 @@ async fn fallbacks_and_errors_are_counted_with_bounded_labels() {
             "tiergate_upstream_errors_total",
             &[("upstream", "down"), ("type", "server_error")]
         ),
-        Some(1.0)
+        Some(2.0),
+        "once for chat, once for messages"
     );
     // The fallback's tokens at openai's prices, measured against the frontier's.
     let via = [("tier", "primitive"), ("upstream", "openai")];
@@ -611,28 +621,19 @@ async fn fallbacks_and_errors_are_counted_with_bounded_labels() {
     );
     assert_close!(get("tiergate_avoided_cost_usd_total", &via).unwrap(), 0.001);
     // Gateway errors: under upstream `none`, and tier `none` before a tier was decided.
-    assert_eq!(
-        get(
-            "tiergate_requests_total",
-            &[
-                ("tier", "broken"),
+    for (endpoint, want) in [("chat_completions", 2.0), ("messages", 1.0)] {
+        let of = |tier, class| {
+            let labels = [
+                ("endpoint", endpoint),
+                ("tier", tier),
                 ("upstream", "none"),
-                ("status_class", "5xx")
-            ]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        get(
-            "tiergate_requests_total",
-            &[
-                ("tier", "none"),
-                ("upstream", "none"),
-                ("status_class", "4xx")
-            ]
-        ),
-        Some(2.0)
-    );
+                ("status_class", class),
+            ];
+            get("tiergate_requests_total", &labels)
+        };
+        assert_eq!(of("broken", "5xx"), Some(1.0), "{endpoint}");
+        assert_eq!(of("none", "4xx"), Some(want), "{endpoint}");
+    }
     // An upstream's refusal is answered and counted, but bills no tokens.
     assert_eq!(
         get(

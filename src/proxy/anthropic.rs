@@ -23,13 +23,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::forward::{self, Outgoing};
-use super::record::{Ledger, Origin};
+use super::record::{Ledger, Origin, Progress};
 use super::translated::{self, Adapter};
 use super::{read_body, tag};
 use crate::app::{App, Body, HEADER_TIER, Runtime, json};
 use crate::config::{Upstream, UpstreamKind};
-use crate::error::GatewayError;
-use crate::metrics::InFlight;
+use crate::error::{GatewayError, Refused};
 use crate::protocol::anthropic::{API_VERSION, MessagesRequest, MessagesResponse};
 use crate::protocol::openai::{RequestHead, rewrite_body};
 use crate::protocol::openai_chat::{ChatCompletion, ChatRequest};
@@ -190,20 +189,32 @@ async fn parse(rt: &Runtime, req: Request<Incoming>) -> Result<Parsed, GatewayEr
     })
 }
 
+/// Serves `POST /v1/messages`; an error before an upstream answered is recorded by
+/// `Origin::conclude`.
 pub async fn messages(
     app: &Arc<App>,
     req: Request<Incoming>,
     request_id: &str,
-) -> Result<Response<Body>, GatewayError> {
+) -> Result<Response<Body>, Refused> {
     let origin = Origin::new(app, req.headers(), request_id, "messages");
-    let rt = &origin.rt;
+    let mut progress = Progress::new(app);
+    let result = serve_messages(&origin, req, &mut progress).await;
+    origin.conclude(result, &progress)
+}
+
+async fn serve_messages(
+    origin: &Origin,
+    req: Request<Incoming>,
+    progress: &mut Progress,
+) -> Result<Response<Body>, GatewayError> {
+    let (app, rt, request_id) = (&origin.app, &origin.rt, origin.request_id.as_str());
     let Parsed {
         passthrough_headers,
         body,
         decision,
         stream,
     } = parse(rt, req).await?;
-    let in_flight = InFlight::new(app.metrics.in_flight.clone());
+    progress.tier = Some(decision.tier);
     let tier_name = rt.policy.tiers[decision.tier].name.as_str();
     app.metrics
         .decisions
@@ -252,13 +263,14 @@ pub async fn messages(
         stream,
         overhead: before_upstream,
         prompt_bytes: body.len(),
-        in_flight: Some(in_flight),
+        in_flight: progress.in_flight.take(),
         note: Note::of(&rt.policy, &decision, || {
             let extra: MessagesHead<'_> = serde_json::from_slice(&body).ok()?;
             Conversation::from_anthropic(extra.system, head.messages?, head.tools).ok()
         }),
-        ..Ledger::open(&origin, &decision, &mut fwd)
+        ..Ledger::open(origin, &decision, &mut fwd)
     };
+    progress.recorded = true;
     let adapter = match up.kind {
         UpstreamKind::Anthropic => passthrough_adapter(),
         UpstreamKind::Openai => via_openai_adapter(),

@@ -20,13 +20,12 @@ use hyper::body::Incoming;
 
 use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, full};
 use crate::config::{Upstream, UpstreamKind};
-use crate::error::{GatewayError, UpstreamFailure};
-use crate::metrics::InFlight;
+use crate::error::{GatewayError, Refused, UpstreamFailure};
 use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
 use crate::routing::{Conversation, decide};
 use crate::ui::Note;
 use crate::upstream::UpstreamRuntime;
-use record::{End, Ledger, Origin};
+use record::{End, Ledger, Origin, Progress};
 use stream::MeteredStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,35 +103,17 @@ fn conversation<'a>(
 }
 
 /// Serves one OpenAI-format request; a request that ends in the gateway's own error is
-/// counted and logged here (one that reached an upstream is recorded by its `Ledger`).
+/// counted and logged by `Origin::conclude` (one that reached an upstream by its `Ledger`).
 pub async fn openai(
     app: &Arc<App>,
     req: Request<Incoming>,
     endpoint: Endpoint,
     request_id: &str,
-) -> Result<Response<Body>, GatewayError> {
+) -> Result<Response<Body>, Refused> {
     let origin = Origin::new(app, req.headers(), request_id, endpoint.label());
-    let mut progress = Progress {
-        in_flight: Some(InFlight::new(app.metrics.in_flight.clone())),
-        tier: None,
-        recorded: false,
-    };
+    let mut progress = Progress::new(app);
     let result = serve(&origin, req, endpoint, &mut progress).await;
-    if let Err(e) = &result
-        && !progress.recorded
-    {
-        origin.rejected(progress.tier, e);
-    }
-    result
-}
-
-/// How far a request got, for recording it when it fails.
-struct Progress {
-    /// Moves into the ledger once an upstream answers.
-    in_flight: Option<InFlight>,
-    tier: Option<usize>,
-    /// Set once a ledger recorded the request.
-    recorded: bool,
+    origin.conclude(result, &progress)
 }
 
 async fn serve(

@@ -13,7 +13,7 @@ use super::forward::Forwarded;
 use crate::app::{App, Runtime};
 use crate::clients;
 use crate::config::Price;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Refused};
 use crate::metrics::{InFlight, NONE, status_class};
 use crate::protocol::openai::{RequestHead, Usage};
 use crate::routing::Decision;
@@ -248,6 +248,26 @@ impl Ledger {
     }
 }
 
+/// How far a request got, for recording it when it fails.
+pub struct Progress {
+    /// Moves into the ledger once an upstream answers.
+    pub in_flight: Option<InFlight>,
+    /// Set once the request is routed.
+    pub tier: Option<usize>,
+    /// Set once a ledger recorded the request.
+    pub recorded: bool,
+}
+
+impl Progress {
+    pub fn new(app: &App) -> Self {
+        Progress {
+            in_flight: Some(InFlight::new(app.metrics.in_flight.clone())),
+            tier: None,
+            recorded: false,
+        }
+    }
+}
+
 /// Who asked for what, and when: what a handler knows before it routes. Every ledger starts
 /// from one, and a request the gateway itself refuses is recorded from it.
 pub struct Origin {
@@ -277,10 +297,26 @@ impl Origin {
         }
     }
 
+    /// The end of a handler. An error no ledger recorded (the gateway's own: bad input, no
+    /// upstream, every upstream failed) is recorded here; the decided tier goes with it.
+    pub fn conclude<T>(
+        &self,
+        result: Result<T, GatewayError>,
+        progress: &Progress,
+    ) -> Result<T, Refused> {
+        result.map_err(|error| {
+            if !progress.recorded {
+                self.rejected(progress.tier, &error);
+            }
+            let tier = progress.tier.map(|t| self.rt.policy.tiers[t].name.clone());
+            Refused { error, tier }
+        })
+    }
+
     /// Records a request that got an error from the gateway itself (bad input, no upstream,
     /// every upstream failed): counted under upstream `none`, and under tier `none` when it
     /// failed before a tier was decided.
-    pub fn rejected(&self, tier: Option<usize>, error: &GatewayError) {
+    fn rejected(&self, tier: Option<usize>, error: &GatewayError) {
         let status = error.status().as_u16();
         let tier = tier.map_or(NONE, |t| self.rt.policy.tiers[t].name.as_str());
         self.app

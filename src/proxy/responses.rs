@@ -20,13 +20,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::forward::{self, Outgoing};
-use super::record::{Ledger, Origin};
+use super::record::{Ledger, Origin, Progress};
 use super::translated::{self, Adapter};
 use super::{anthropic, read_body, tag};
 use crate::app::{App, Body, HEADER_TIER, Runtime};
 use crate::config::{Upstream, UpstreamKind};
-use crate::error::GatewayError;
-use crate::metrics::InFlight;
+use crate::error::{GatewayError, Refused};
 use crate::protocol::anthropic::{MessagesRequest, MessagesResponse};
 use crate::protocol::openai::{RequestHead, rewrite_body};
 use crate::protocol::openai_chat::ChatCompletion;
@@ -81,22 +80,17 @@ fn in_route(rt: &Runtime, d: &Decision, w: Way) -> bool {
         .any(|&u| way(&rt.policy.upstreams[u]) == w)
 }
 
-/// Serves one Responses request; an error before an upstream answered is recorded here.
+/// Serves one Responses request; an error before an upstream answered is recorded by
+/// `Origin::conclude`.
 pub async fn responses(
     app: &Arc<App>,
     req: Request<Incoming>,
     request_id: &str,
-) -> Result<Response<Body>, GatewayError> {
+) -> Result<Response<Body>, Refused> {
     let origin = Origin::new(app, req.headers(), request_id, ENDPOINT);
-    let mut tier = None;
-    let mut recorded = false;
-    let result = serve(&origin, req, &mut tier, &mut recorded).await;
-    if let Err(e) = &result
-        && !recorded
-    {
-        origin.rejected(tier, e);
-    }
-    result
+    let mut progress = Progress::new(app);
+    let result = serve(&origin, req, &mut progress).await;
+    origin.conclude(result, &progress)
 }
 
 /// The translations a route needs: the chat body (with the flattened namespaces) and the
@@ -142,8 +136,7 @@ fn translations(rt: &Runtime, d: &Decision, body: &[u8]) -> Result<Translations,
 async fn serve(
     origin: &Origin,
     req: Request<Incoming>,
-    tier: &mut Option<usize>,
-    recorded: &mut bool,
+    progress: &mut Progress,
 ) -> Result<Response<Body>, GatewayError> {
     let (app, rt, request_id) = (&origin.app, &origin.rt, origin.request_id.as_str());
     let header_tier = req
@@ -168,7 +161,7 @@ async fn serve(
             }
         })
     })?;
-    *tier = Some(decision.tier);
+    progress.tier = Some(decision.tier);
     let tier_name = rt.policy.tiers[decision.tier].name.as_str();
     app.metrics
         .decisions
@@ -177,7 +170,6 @@ async fn serve(
 
     let t = translations(rt, &decision, &body)?;
     let stream = head.is_stream();
-    let in_flight = InFlight::new(app.metrics.in_flight.clone());
     let before_upstream = origin.started.elapsed();
     let fwd = forward::forward(
         app,
@@ -210,13 +202,13 @@ async fn serve(
         stream,
         overhead: before_upstream,
         prompt_bytes: body.len(),
-        in_flight: Some(in_flight),
+        in_flight: progress.in_flight.take(),
         note: Note::of(&rt.policy, &decision, || {
             Conversation::from_responses(extra.instructions, input, extra.tools).ok()
         }),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
-    *recorded = true;
+    progress.recorded = true;
     let namespaces = match way(up) {
         Way::Chat => t.chat.map(|c| c.1),
         Way::Anthropic => t.anthropic.map(|a| a.1),
