@@ -1,5 +1,6 @@
 //! The tools a chat request offers and whether it forces a call (`tool_choice`).
 
+use crate::protocol::scan;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -33,6 +34,10 @@ impl ToolOffer {
             tools: Option<Vec<Value>>,
             #[serde(default)]
             tool_choice: Option<Value>,
+        }
+        // Most requests offer no tools: a scan spares them a parse.
+        if !scan::value_starts(body, &scan::TOOLS).any(|b| b == b'[') {
+            return None;
         }
         let req: Req = serde_json::from_slice(body).ok()?;
         let tools: Vec<Tool> = req

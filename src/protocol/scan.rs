@@ -33,6 +33,7 @@ impl Key {
 pub static USAGE: Key = Key::new(b"\"usage\"");
 pub static MODEL: Key = Key::new(b"\"model\"");
 pub static ERROR: Key = Key::new(b"\"error\"");
+pub static TOOLS: Key = Key::new(b"\"tools\"");
 static NULL: Key = Key::new(b"null");
 static TEXT_KEYS: [Key; 4] = [
     Key::new(b"\"content\""),
