@@ -18,17 +18,29 @@ use super::toolcall::ToolCall;
 /// `json` with its top-level `model` set to `model` and every other byte as it came: the cheap
 /// path for answers that need nothing else. None when it is not an object with a `model`.
 pub fn with_model(json: &[u8], model: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(json.len() + model.len() + 2);
+    splice_model(json, &quoted(model), &mut out).then_some(out)
+}
+
+/// `model` as a JSON string, for `splice_model`.
+pub fn quoted(model: &str) -> Vec<u8> {
+    serde_json::to_vec(model).unwrap_or_else(|_| b"\"\"".to_vec())
+}
+
+/// Appends `json` to `out` with its top-level `model` replaced by `quoted_model` (a JSON
+/// string); false, and `out` untouched, when `json` is not an object with a `model`.
+pub fn splice_model(json: &[u8], quoted_model: &[u8], out: &mut Vec<u8>) -> bool {
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return None;
+        return false;
     }
     // Chat and completions answers have `model` only at the top level.
-    let span = scan::string_values(json, &scan::MODEL).next()?;
-    let quoted = serde_json::to_vec(model).ok()?;
-    let mut out = Vec::with_capacity(json.len() + quoted.len());
+    let Some(span) = scan::string_values(json, &scan::MODEL).next() else {
+        return false;
+    };
     out.extend_from_slice(&json[..span.start - 1]);
-    out.extend_from_slice(&quoted);
+    out.extend_from_slice(quoted_model);
     out.extend_from_slice(&json[span.end + 1..]);
-    Some(out)
+    true
 }
 
 /// Whether a success body or chunk holds anything `response`/`chunk` change besides the

@@ -22,6 +22,7 @@ enum Mode {
 
 pub struct StreamFix {
     model: String,
+    quoted_model: Vec<u8>,
     offer: Option<ToolOffer>,
     mode: Mode,
     held: Vec<Value>,
@@ -38,6 +39,7 @@ impl StreamFix {
         };
         StreamFix {
             model: model.to_string(),
+            quoted_model: normalize::quoted(model),
             offer,
             mode,
             held: Vec::new(),
@@ -65,12 +67,15 @@ impl StreamFix {
             out.push(event);
             return;
         }
-        if self.mode == Mode::Pass
-            && !normalize::needs_fix(&data)
-            && let Some(fixed) = normalize::with_model(&data, &self.model)
-        {
-            out.push(sse(&fixed));
-            return;
+        if self.mode == Mode::Pass && !normalize::needs_fix(&data) {
+            // The common case: only the model changes; the event is built in one buffer.
+            let mut b = Vec::with_capacity(data.len() + self.quoted_model.len() + 8);
+            b.extend_from_slice(b"data: ");
+            if normalize::splice_model(&data, &self.quoted_model, &mut b) {
+                b.extend_from_slice(b"\n\n");
+                out.push(Bytes::from(b));
+                return;
+            }
         }
         let Ok(mut v) = serde_json::from_slice::<Value>(&data) else {
             self.release(out);

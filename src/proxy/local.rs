@@ -234,6 +234,18 @@ impl FixingStream {
     }
 }
 
+/// What an upstream frame became, as one frame: fewer, larger writes downstream.
+fn joined(out: &mut VecDeque<Bytes>) -> Bytes {
+    if out.len() == 1 {
+        return out.pop_front().unwrap_or_default();
+    }
+    let mut b = bytes::BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
+    for piece in out.drain(..) {
+        b.extend_from_slice(&piece);
+    }
+    b.freeze()
+}
+
 impl http_body::Body for FixingStream {
     type Data = Bytes;
     type Error = BoxError;
@@ -244,8 +256,8 @@ impl http_body::Body for FixingStream {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            if let Some(b) = this.out.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(b))));
+            if !this.out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(joined(&mut this.out)))));
             }
             if this.done {
                 return Poll::Ready(None);
