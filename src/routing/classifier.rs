@@ -48,6 +48,13 @@ pub struct Explanation {
 /// Hand-set, like the structure priors: dev has few such short everyday tasks to learn it from.
 pub const NO_EVIDENCE: f64 = -2.5;
 
+/// Added to the logit when the task describes an application that needs two or more of the
+/// labeling rule's parts (its own store, accounts, several users sharing data, a server): rule
+/// case 3, a multi-component application. Hand-set like `NO_EVIDENCE`: dev's other sources
+/// have too few such apps for the model to learn it, and one part alone stays the model's call
+/// (the rule's ambiguous "small app that may need storage or accounts").
+pub const MULTI_COMPONENT_APP: f64 = 2.0;
+
 const REASONS: usize = 5;
 const TASK_SHOWN: usize = 200;
 
@@ -141,6 +148,10 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
     if s.evidence == 0 && priors.is_empty() {
         extra += NO_EVIDENCE;
         contributions.push(("no architecture evidence".into(), NO_EVIDENCE));
+    }
+    if s.app_parts >= 2 {
+        extra += MULTI_COMPONENT_APP;
+        contributions.push(("multi-component application".into(), MULTI_COMPONENT_APP));
     }
     for (name, w) in priors {
         extra += w;
