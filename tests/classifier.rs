@@ -313,6 +313,23 @@ fn multi_component_apps_get_the_rules_evidence() {
     }
 }
 
+/// One artifact asked for is primitive whatever it touches (a login form, a database table, a
+/// cart), and the same opening words with a reason for architecture (a migration, a cluster,
+/// several services) are not. Written for this test, not from dev.
+#[test]
+fn one_artifact_is_primitive_whatever_it_touches() {
+    let rows = eval::parse_rows(
+        &std::fs::read_to_string(format!("{FIXTURES}/routing/artifacts.jsonl")).unwrap(),
+    )
+    .unwrap();
+    assert!(rows.len() >= 20);
+    let policy = default_policy();
+    for &w in wrap::ALL {
+        let r = eval::resubstitution(&rows, &policy.classifier, w);
+        assert_eq!(r.overall.accuracy(), 1.0, "{}", r.render(w.name()));
+    }
+}
+
 /// Leave-one-source-out on dev, bare and in every wrapping (see the floors below).
 #[test]
 fn leave_one_source_out_meets_the_targets() {

@@ -5,6 +5,7 @@
 //! tier wins; otherwise score = sigmoid(model logit of the task + structure priors + rule
 //! weights + policy bias).
 
+use super::artifact;
 use super::features::dense_name;
 use super::input::Conversation;
 use super::model::sigmoid;
@@ -54,6 +55,13 @@ pub const NO_EVIDENCE: f64 = -2.5;
 /// have too few such apps for the model to learn it, and one part alone stays the model's call
 /// (the rule's ambiguous "small app that may need storage or accounts").
 pub const MULTI_COMPONENT_APP: f64 = 2.0;
+
+/// Added to the logit when the task opens by asking for one artifact (a function, a script, a
+/// component, a query: see `artifact`), the rule's primitive case whatever the artifact
+/// touches. The model reads "login" or "database" as architecture cues; an endpoint that
+/// uses them is still one artifact. Hand-set like `NO_EVIDENCE`, and it stands in the way
+/// of `MULTI_COMPONENT_APP`: an artifact is not an application.
+pub const ONE_ARTIFACT: f64 = -2.0;
 
 const REASONS: usize = 5;
 const TASK_SHOWN: usize = 200;
@@ -149,7 +157,12 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
         extra += NO_EVIDENCE;
         contributions.push(("no architecture evidence".into(), NO_EVIDENCE));
     }
-    if s.app_parts >= 2 {
+    let one_artifact = priors.is_empty() && artifact::asks_for_one_artifact(&t.text);
+    if one_artifact {
+        extra += ONE_ARTIFACT;
+        contributions.push(("one artifact asked for".into(), ONE_ARTIFACT));
+    }
+    if s.app_parts >= 2 && !one_artifact {
         extra += MULTI_COMPONENT_APP;
         contributions.push(("multi-component application".into(), MULTI_COMPONENT_APP));
     }
