@@ -281,6 +281,55 @@ fn classify_command_answers_each_line_in_order() {
     );
 }
 
+/// Rule case 3: an application that needs two of its own parts (a store, accounts, several
+/// users, a server, payments) is architecture, however plainly it is written; one that shows
+/// someone else's API is not, unless it needs more of its own.
+#[test]
+fn multi_component_apps_get_the_rules_evidence() {
+    let policy = default_policy();
+    let prior = |prompt: &str| {
+        classifier::explain(
+            &Conversation::from_prompt(prompt, false),
+            &policy.classifier,
+        )
+        .contributions
+        .iter()
+        .any(|(n, w)| n == "multi-component application" && *w == classifier::MULTI_COMPONENT_APP)
+    };
+    for p in [
+        "Create a todo app where each user logs in and their tasks are saved in a database.",
+        "Build a voting page. Store items and votes in a database and only allow authenticated users to vote.",
+        "Build an online shop with a shopping cart, checkout and user accounts where users can log in.",
+    ] {
+        assert!(prior(p), "{p}");
+        assert_eq!(classify_prompt(&policy, p).0, "architecture", "{p}");
+    }
+    for p in [
+        "Build a page that uses the GitHub API to retrieve a user's followers and repositories; the dark mode choice should persist.",
+        "Write a React component that stores the user's name in a database.",
+        "Write a function that returns the sum of a list of integers.",
+    ] {
+        assert!(!prior(p), "{p}");
+    }
+}
+
+/// One artifact asked for is primitive whatever it touches (a login form, a database table, a
+/// cart), and the same opening words with a reason for architecture (a migration, a cluster,
+/// several services) are not. Written for this test, not from dev.
+#[test]
+fn one_artifact_is_primitive_whatever_it_touches() {
+    let rows = eval::parse_rows(
+        &std::fs::read_to_string(format!("{FIXTURES}/routing/artifacts.jsonl")).unwrap(),
+    )
+    .unwrap();
+    assert!(rows.len() >= 20);
+    let policy = default_policy();
+    for &w in wrap::ALL {
+        let r = eval::resubstitution(&rows, &policy.classifier, w);
+        assert_eq!(r.overall.accuracy(), 1.0, "{}", r.render(w.name()));
+    }
+}
+
 /// Leave-one-source-out on dev, bare and in every wrapping (see the floors below).
 #[test]
 fn leave_one_source_out_meets_the_targets() {
@@ -354,9 +403,8 @@ fn held_out_prompts_meet_the_outside_bar_in_every_wrapping() {
     }
 }
 
-// Issue 3 asks for 0.92 / 0.92 / 0.80. The shipped features reach 0.925 / 0.929 / 0.750
-// (app-ideas, whose architecture apps are written as user stories that read primitive): the
-// worst-source floor guards what is reached; raise it to the target when the model gets there.
+// Issue 3's targets. The shipped features reach 0.932 / 0.944 / 0.800 (app-ideas, 12 of 60
+// wrong: exactly at the floor).
 const TARGET_ACCURACY: f64 = 0.92;
 const TARGET_RECALL: f64 = 0.92;
-const TARGET_WORST_SOURCE: f64 = 0.75;
+const TARGET_WORST_SOURCE: f64 = 0.80;

@@ -5,6 +5,7 @@
 //! tier wins; otherwise score = sigmoid(model logit of the task + structure priors + rule
 //! weights + policy bias).
 
+use super::artifact;
 use super::features::dense_name;
 use super::input::Conversation;
 use super::model::sigmoid;
@@ -47,6 +48,20 @@ pub struct Explanation {
 /// intercept and a few code words can tip it over the threshold; by the rule it is primitive.
 /// Hand-set, like the structure priors: dev has few such short everyday tasks to learn it from.
 pub const NO_EVIDENCE: f64 = -2.5;
+
+/// Added to the logit when the task describes an application that needs two or more of the
+/// labeling rule's parts (its own store, accounts, several users sharing data, a server): rule
+/// case 3, a multi-component application. Hand-set like `NO_EVIDENCE`: dev's other sources
+/// have too few such apps for the model to learn it, and one part alone stays the model's call
+/// (the rule's ambiguous "small app that may need storage or accounts").
+pub const MULTI_COMPONENT_APP: f64 = 2.0;
+
+/// Added to the logit when the task opens by asking for one artifact (a function, a script, a
+/// component, a query: see `artifact`), the rule's primitive case whatever the artifact
+/// touches. The model reads "login" or "database" as architecture cues; an endpoint that
+/// uses them is still one artifact. Hand-set like `NO_EVIDENCE`, and it stands in the way
+/// of `MULTI_COMPONENT_APP`: an artifact is not an application.
+pub const ONE_ARTIFACT: f64 = -2.0;
 
 const REASONS: usize = 5;
 const TASK_SHOWN: usize = 200;
@@ -141,6 +156,15 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
     if s.evidence == 0 && priors.is_empty() {
         extra += NO_EVIDENCE;
         contributions.push(("no architecture evidence".into(), NO_EVIDENCE));
+    }
+    let one_artifact = priors.is_empty() && artifact::asks_for_one_artifact(&t.text);
+    if one_artifact {
+        extra += ONE_ARTIFACT;
+        contributions.push(("one artifact asked for".into(), ONE_ARTIFACT));
+    }
+    if s.app_parts >= 2 && !one_artifact {
+        extra += MULTI_COMPONENT_APP;
+        contributions.push(("multi-component application".into(), MULTI_COMPONENT_APP));
     }
     for (name, w) in priors {
         extra += w;

@@ -49,7 +49,7 @@ pub fn dense_name(i: usize) -> &'static str {
 /// The first groups of `GROUPS` are evidence for architecture, the rest for primitive.
 const ARCH_GROUPS: usize = 7;
 /// The first groups of `PHRASES` are evidence for architecture, the rest for primitive.
-const ARCH_PHRASES: usize = 6;
+const ARCH_PHRASES: usize = 7;
 
 /// Tasks longer than this are hashed up to here; the rest is still counted for paths.
 pub const MAX_HASHED_BYTES: usize = 64 * 1024;
@@ -285,6 +285,8 @@ pub struct Dense {
     pub chars: u32,
     /// Words and phrases that are the labeling rule's evidence for architecture.
     pub evidence: u32,
+    /// Distinct application components named (see `phrases::APP_GROUPS`).
+    pub app_parts: u32,
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -517,12 +519,13 @@ pub fn extract(
     values.push(((1.0 + arch as f32) / (1.0 + prim as f32)).ln());
     // One application case alone (a database, a login) is a small app; two or more are the
     // labeling rule's multi-component application.
-    values.push(phrases.app_components().saturating_sub(1) as f32);
+    values.push(phrases.app_parts().saturating_sub(1) as f32);
     // The labeling rule's specific reasons (services, stores, infrastructure, scale, an
     // existing codebase, an application's parts): architecture needs one of them.
     let evidence = evidence + phrases.counts[..ARCH_PHRASES].iter().sum::<u32>();
     values.push(if evidence == 0 { 1.0 } else { 0.0 });
     Dense {
+        app_parts: phrases.app_parts() as u32,
         values,
         words: n_word_feats,
         chars: n_char_feats,

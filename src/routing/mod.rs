@@ -1,10 +1,11 @@
 //! Routing: which tier and which upstreams answer a request. Pure: no I/O, no tower.
 //!
 //! `input` turns any wire format into one neutral `Conversation`; `task` finds the user's task
-//! in it; `features` and `structure` describe it; `model` (learned) and `rules` (policy) score
+//! in it; `features`, `structure` and `artifact` describe it; `model` (learned) and `rules` (policy) score
 //! it in `classifier`; `decide` applies explicit choices (model name, header) and the
 //! policy's threshold. `eval` and `wrap` measure the classifier.
 
+pub mod artifact;
 pub mod classifier;
 pub mod decide;
 pub mod eval;

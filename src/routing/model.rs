@@ -65,6 +65,8 @@ pub struct TextScore {
     pub char_total: f64,
     /// Words and phrases of the text that are evidence for architecture (see `features`).
     pub evidence: u32,
+    /// Distinct application components the text names.
+    pub app_parts: u32,
 }
 
 impl Model {
@@ -149,6 +151,7 @@ impl Model {
             word_total: a * word_sum * word_scale,
             char_total: a * char_sum * char_scale,
             evidence: d.evidence,
+            app_parts: d.app_parts,
         }
     }
 }

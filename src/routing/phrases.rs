@@ -11,9 +11,10 @@ pub struct PhraseGroup {
     pub phrases: &'static [&'static str],
 }
 
-/// The application cases: several of them together make a multi-component application
+/// The application cases (its own store, accounts, several users, a server, payments):
+/// several of them together make a multi-component application
 /// (rule case 3); one alone does not.
-pub const APP_GROUPS: usize = 4;
+pub const APP_GROUPS: usize = 5;
 
 pub const PHRASES: &[PhraseGroup] = &[
     PhraseGroup {
@@ -49,13 +50,16 @@ pub const PHRASES: &[PhraseGroup] = &[
         name: "app_accounts",
         phrases: &[
             "log in",
+            "logs in",
             "login",
             "logged in",
             "log out",
             "logout",
             "sign in",
+            "signs in",
             "signin",
             "sign up",
+            "signs up",
             "signup",
             "create an account",
             "create account",
@@ -85,6 +89,8 @@ pub const PHRASES: &[PhraseGroup] = &[
             "moderators",
             "user profile",
             "user profiles",
+            "each user",
+            "per user",
         ],
     },
     PhraseGroup {
@@ -124,6 +130,31 @@ pub const PHRASES: &[PhraseGroup] = &[
             "synchronized",
             "shared with other",
             "news feed",
+            "each other s",
+        ],
+    },
+    PhraseGroup {
+        name: "app_commerce",
+        phrases: &[
+            "shopping cart",
+            "add to cart",
+            "checkout",
+            "place an order",
+            "place orders",
+            "order history",
+            "purchase history",
+            "online store",
+            "online shop",
+            "ecommerce",
+            "e commerce",
+            "accept payments",
+            "take payments",
+            "process payments",
+            "online payments",
+            "payment gateway",
+            "payment processing",
+            "stripe",
+            "paypal",
         ],
     },
     PhraseGroup {
@@ -366,6 +397,21 @@ pub const PHRASES: &[PhraseGroup] = &[
             "web scraping",
             "scrape",
             "scraping",
+            "s api",
+            "an api such as",
+            "using an api",
+            "use an api",
+            "uses an api",
+            "api to retrieve",
+            "api to fetch",
+            "api to get",
+            "api to search",
+            "api to look up",
+            "api to query",
+            "api to pull",
+            "api returns",
+            "returned from the api",
+            "returned by the api",
         ],
     },
 ];
@@ -425,7 +471,9 @@ pub struct Matcher<'a> {
     pub counts: [u32; PHRASES_LEN],
 }
 
-pub const PHRASES_LEN: usize = 8;
+pub const PHRASES_LEN: usize = 9;
+/// The group of phrases that say the data come from someone else's API.
+const EXTERNAL_API: usize = PHRASES_LEN - 1;
 const _: () = assert!(PHRASES.len() == PHRASES_LEN);
 
 impl<'a> Matcher<'a> {
@@ -480,9 +528,17 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    /// How many of the application cases (persistence, accounts, multi-user, server) occur.
+    /// How many of the application cases occur.
     pub fn app_components(&self) -> usize {
         self.counts[..APP_GROUPS].iter().filter(|&&c| c > 0).count()
+    }
+
+    /// The application cases the app itself needs. An app built on someone else's API
+    /// (rule: a single-page app that calls an external API is primitive) gets one case fewer:
+    /// the followers, repositories or records it shows live on that service, not its own.
+    pub fn app_parts(&self) -> usize {
+        let external = self.counts[EXTERNAL_API] > 0;
+        self.app_components().saturating_sub(usize::from(external))
     }
 }
 
@@ -543,5 +599,30 @@ mod tests {
             m.push(h(w), w);
         }
         assert_eq!(m.app_components(), 3);
+    }
+
+    fn parts(text: &str) -> usize {
+        let set = PhraseSet::new(h);
+        let mut m = Matcher::new(&set);
+        for w in text.split(' ') {
+            m.push(h(w), w);
+        }
+        m.app_parts()
+    }
+
+    #[test]
+    fn an_app_on_someone_elses_api_needs_one_part_more() {
+        assert_eq!(
+            parts("each user logs in and the lists are saved in a database"),
+            2
+        );
+        assert_eq!(
+            parts("use an api to retrieve repos and followers and persist the theme"),
+            1,
+            "followers and repos live on the other service"
+        );
+        assert_eq!(parts("a shopping cart and checkout with stripe"), 1);
+        assert_eq!(parts("a shopping cart and users can log in"), 2);
+        assert_eq!(PHRASES[EXTERNAL_API].name, "phrase_external_api");
     }
 }
