@@ -6,7 +6,8 @@
 //! - Extra fields (`timings`, `system_fingerprint`, llama.cpp's error details) are kept:
 //!   the SDKs ignore unknown fields and they are useful to whoever reads the raw answer.
 //! - A stream's role delta carries `content: ""` (OpenAI's), never `null`; other null-valued
-//!   delta fields (`"tool_calls": null`, ...) are dropped, as OpenAI never sends them.
+//!   delta fields (`"tool_calls": null`, ...) are dropped, as OpenAI never sends them;
+//!   `"refusal": null` is OpenAI's own and stays (dropping it cost a parse of every answer).
 //! - Errors become `{"error":{"message","type","param","code"}}` with a string or null code.
 
 use serde_json::{Map, Value, json};
@@ -46,12 +47,11 @@ pub fn splice_model(json: &[u8], quoted_model: &[u8], out: &mut Vec<u8>) -> bool
 /// Whether a success body or chunk holds anything `response`/`chunk` change besides the
 /// model: a null-valued field they drop or replace, or an error. Found without parsing.
 pub fn needs_fix(json: &[u8]) -> bool {
-    const NULLABLE: [&[u8]; 5] = [
+    const NULLABLE: [&[u8]; 4] = [
         b"\"content\"",
         b"\"role\"",
         b"\"tool_calls\"",
         b"\"function_call\"",
-        b"\"refusal\"",
     ];
     scan::contains(json, &scan::ERROR) || scan::has_null(json, &NULLABLE)
 }
@@ -61,7 +61,7 @@ pub fn response(v: &mut Value, model: &str) {
     set_model(v, model);
     for choice in choices(v) {
         if let Some(Value::Object(m)) = choice.get_mut("message") {
-            drop_nulls(m, &["tool_calls", "function_call", "refusal"]);
+            drop_nulls(m, &["tool_calls", "function_call"]);
         }
     }
 }
@@ -73,7 +73,7 @@ pub fn chunk(v: &mut Value, model: &str) {
         let Some(Value::Object(d)) = choice.get_mut("delta") else {
             continue;
         };
-        drop_nulls(d, &["role", "tool_calls", "function_call", "refusal"]);
+        drop_nulls(d, &["role", "tool_calls", "function_call"]);
         if d.get("content") == Some(&Value::Null) {
             if d.contains_key("role") && !d.contains_key("tool_calls") {
                 d.insert("content".into(), Value::String(String::new()));

@@ -274,3 +274,15 @@ fn streamed_error_event_is_normalised() {
     assert_eq!(v["error"]["code"], "upstream_error");
     assert_eq!(v["error"]["param"], Value::Null);
 }
+
+#[test]
+fn an_openai_shaped_answer_changes_only_in_its_model() {
+    // `"refusal": null` and `"logprobs": null` are OpenAI's own: nothing to fix, no parse.
+    let body = br#"{"id":"c1","object":"chat.completion","model":"served/qwen.gguf","choices":[{"index":0,"message":{"role":"assistant","content":"hi","refusal":null},"logprobs":null,"finish_reason":"stop"}]}"#;
+    assert!(!normalize::needs_fix(body));
+    let fixed = fix_body(200, body, "qwen2.5-coder", None);
+    let want = String::from_utf8(body.to_vec())
+        .unwrap()
+        .replace("served/qwen.gguf", "qwen2.5-coder");
+    assert_eq!(String::from_utf8(fixed.body).unwrap(), want);
+}
