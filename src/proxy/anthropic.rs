@@ -196,10 +196,7 @@ pub async fn messages(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, Refused> {
-    let origin = Origin::new(app, req.headers(), request_id, "messages");
-    let mut progress = Progress::new(app);
-    let result = serve_messages(&origin, req, &mut progress).await;
-    origin.conclude(result, &progress)
+    Origin::run(app, req, request_id, "messages", serve_messages).await
 }
 
 async fn serve_messages(

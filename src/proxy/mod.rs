@@ -110,10 +110,10 @@ pub async fn openai(
     endpoint: Endpoint,
     request_id: &str,
 ) -> Result<Response<Body>, Refused> {
-    let origin = Origin::new(app, req.headers(), request_id, endpoint.label());
-    let mut progress = Progress::new(app);
-    let result = serve(&origin, req, endpoint, &mut progress).await;
-    origin.conclude(result, &progress)
+    let serve = async |origin: &Origin, req, progress: &mut Progress| {
+        serve(origin, req, endpoint, progress).await
+    };
+    Origin::run(app, req, request_id, endpoint.label(), serve).await
 }
 
 async fn serve(

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use http::HeaderMap;
+use http::{HeaderMap, Request, Response};
+use hyper::body::Incoming;
 
 use super::forward::Forwarded;
-use crate::app::{App, Runtime};
+use crate::app::{App, Body, Runtime};
 use crate::clients;
 use crate::config::Price;
 use crate::error::{GatewayError, Refused};
@@ -295,6 +296,25 @@ impl Origin {
             client: clients::kind(headers),
             started: Instant::now(),
         }
+    }
+
+    /// Runs a handler's `serve` from the request's origin, keeping its progress, and
+    /// concludes it (see `conclude`).
+    pub async fn run(
+        app: &Arc<App>,
+        req: Request<Incoming>,
+        request_id: &str,
+        endpoint: &'static str,
+        serve: impl AsyncFnOnce(
+            &Origin,
+            Request<Incoming>,
+            &mut Progress,
+        ) -> Result<Response<Body>, GatewayError>,
+    ) -> Result<Response<Body>, Refused> {
+        let origin = Origin::new(app, req.headers(), request_id, endpoint);
+        let mut progress = Progress::new(app);
+        let result = serve(&origin, req, &mut progress).await;
+        origin.conclude(result, &progress)
     }
 
     /// The end of a handler. An error no ledger recorded (the gateway's own: bad input, no

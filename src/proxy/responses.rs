@@ -87,10 +87,7 @@ pub async fn responses(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, Refused> {
-    let origin = Origin::new(app, req.headers(), request_id, ENDPOINT);
-    let mut progress = Progress::new(app);
-    let result = serve(&origin, req, &mut progress).await;
-    origin.conclude(result, &progress)
+    Origin::run(app, req, request_id, ENDPOINT, serve).await
 }
 
 /// The translations a route needs: the chat body (with the flattened namespaces) and the
