@@ -280,3 +280,50 @@ async fn stored_state_is_refused_with_an_openai_error() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&b));
     assert!(local.requests().is_empty());
 }
+
+/// A local server that writes its tool call as text (real Qwen2.5-Coder output, streamed) is
+/// repaired before translation: Codex gets a function call, not JSON in a message.
+#[tokio::test]
+async fn a_tool_call_written_as_text_by_a_local_server_reaches_codex_as_a_function_call() {
+    let replay: Vec<(Duration, String)> = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/local-model/qwen/05-tools-stream.sse"
+    ))
+    .unwrap()
+    .split_inclusive("\n\n")
+    .map(|e| (Duration::ZERO, e.to_string()))
+    .collect();
+    let local = MockUpstream::start(move |_| Reply::Sse(replay.clone())).await;
+    let an = MockUpstream::start(unused).await;
+    let oa = MockUpstream::start(unused).await;
+    let policy = policy(&local.base_url(), &an.base_url(), &oa.base_url()).replacen(
+        "key_required: false",
+        "key_required: false\n    repair: true",
+        1,
+    );
+    let gw = Gateway::start(&policy).await;
+    let body = json!({
+        "model": "primitive", "stream": true, "store": false,
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "What is the weather in Paris right now? Use the tool."}]}],
+        "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    });
+    let (status, _, body) = post(&gw.url("/v1/responses"), body.to_string(), &CODEX).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let events = response_events(&body);
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_item.done")
+        .map(|e| &e["item"])
+        .collect();
+    assert_eq!(done.len(), 1, "{events:?}");
+    assert_eq!(done[0]["type"], "function_call");
+    assert_eq!(done[0]["name"], "get_weather");
+    assert_eq!(done[0]["arguments"], r#"{"city":"Paris"}"#);
+    assert_eq!(
+        common::metric(
+            &gw.metrics(),
+            r#"tiergate_tool_call_repairs_total{outcome="repaired",upstream="local"}"#
+        ),
+        Some(1.0)
+    );
+}

@@ -8,7 +8,8 @@
 //!
 //! A request that cannot be translated skips the upstreams that would need the translation
 //! when its route has a passthrough upstream, and is refused (400) when it has not. Answers
-//! of `repair: true` upstreams are not repaired on this path (chat completions only).
+//! of `repair: true` upstreams are repaired as chat answers (`proxy::local`) before they are
+//! translated.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,7 +23,7 @@ use serde_json::value::RawValue;
 use super::forward::{self, Outgoing};
 use super::record::{Ledger, Origin, Progress};
 use super::translated::{self, Adapter};
-use super::{anthropic, read_body, tag};
+use super::{Endpoint, anthropic, local, read_body, tag};
 use crate::app::{App, Body, HEADER_TIER, Runtime};
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::{GatewayError, Refused};
@@ -38,6 +39,7 @@ use crate::translate::responses::request::{self, ResponsesRequest};
 use crate::translate::responses::response::{self, Envelope};
 use crate::translate::responses::stream::ResponsesFromChat;
 use crate::ui::Note;
+use crate::upstream::UpstreamRuntime;
 
 const ENDPOINT: &str = "responses";
 
@@ -168,31 +170,43 @@ async fn serve(
     let t = translations(rt, &decision, &body)?;
     let stream = head.is_stream();
     let before_upstream = origin.started.elapsed();
-    let fwd = forward::forward(
-        app,
-        rt,
-        &decision,
-        request_id,
-        |up| match way(up) {
-            Way::Passthrough => true,
-            Way::Chat => t.chat.is_some(),
-            Way::Anthropic => t.anthropic.is_some(),
+    let prepare = |up: &Upstream, run: &UpstreamRuntime| match (way(up), &t.chat, &t.anthropic) {
+        (Way::Chat, Some((chat, _)), _) => Outgoing {
+            uri: run.chat_uri.clone(),
+            body: with_model(chat, &up.model),
+            headers: Vec::new(),
         },
-        |up, run| match (way(up), &t.chat, &t.anthropic) {
-            (Way::Chat, Some((chat, _)), _) => Outgoing {
-                uri: run.chat_uri.clone(),
-                body: with_model(chat, &up.model),
-                headers: Vec::new(),
-            },
-            (Way::Anthropic, _, Some((m, _))) => anthropic::chat_outgoing(m, None, up, run),
-            _ => Outgoing {
-                uri: run.responses_uri.clone(),
-                body: rewrite_body(&body, &head, &up.model, false),
-                headers: Vec::new(),
-            },
+        (Way::Anthropic, _, Some((m, _))) => anthropic::chat_outgoing(m, None, up, run),
+        _ => Outgoing {
+            uri: run.responses_uri.clone(),
+            body: rewrite_body(&body, &head, &up.model, false),
+            headers: Vec::new(),
         },
-    )
-    .await?;
+    };
+    let serves = |up: &Upstream| match way(up) {
+        Way::Passthrough => true,
+        Way::Chat => t.chat.is_some(),
+        Way::Anthropic => t.anthropic.is_some(),
+    };
+    let fwd = forward::forward(app, rt, &decision, request_id, serves, &prepare).await?;
+    // A local server's chat answer is repaired before it becomes Responses events, so a
+    // tool call it wrote as text reaches Codex as a function call.
+    let fwd = match (way(&rt.policy.upstreams[fwd.upstream]), &t.chat) {
+        (Way::Chat, Some((chat, _))) => {
+            local::settle(
+                app,
+                rt,
+                &decision,
+                Endpoint::Chat,
+                request_id,
+                chat,
+                fwd,
+                &prepare,
+            )
+            .await?
+        }
+        _ => fwd,
+    };
     let mut fwd = fwd;
     let up = &rt.policy.upstreams[fwd.upstream];
     let ledger = Ledger {
