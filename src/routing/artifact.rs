@@ -1,8 +1,9 @@
-//! Whether a task opens by asking for one artifact: "Write a function that...", "Create a
-//! React component for...", "Implement an Express route that...". By the labelling rule that
-//! is primitive whatever the artifact touches (a login form, a database table), unless the
-//! task also shows a reason for architecture the rule names (a migration, a codebase to find
-//! one's way in). Pure: a scan of the opening words.
+//! Whether a task is about one artifact: it opens by asking for one ("Write a function
+//! that...", "Create a React component for...", "I need a bash script that..."), or it hands
+//! over its code and asks about that code ("fix the SQL injection in this function", a
+//! docstring stub to complete). By the labelling rule that is primitive whatever the artifact
+//! touches (a login form, a database table), unless the task's prose also shows a reason for
+//! architecture the rule names (a migration, a codebase to find one's way in). Pure: scans.
 
 /// Words that may come before the request ("Please", "Can you", "I need you to").
 const LEAD: &[&str] = &[
@@ -98,13 +99,16 @@ const WHOLES: &[&str] = &[
 
 /// Stems of the rule's reasons for architecture that no single artifact outweighs.
 const ARCHITECTURE_STEMS: &[&str] = &[
-    "migrat",
+    "migrate",
+    "migrating",
+    "migration from",
+    "migration to",
+    "migration of",
     "codebase",
     "repositor",
     "across",
     "microservice",
-    "refactor",
-    "our ",
+    " our ",
     "whole project",
     "entire project",
     "whole app",
@@ -128,25 +132,138 @@ const ARCHITECTURE_STEMS: &[&str] = &[
 const REACH: usize = 7;
 
 pub fn asks_for_one_artifact(task: &str) -> bool {
-    let opening = opening(task);
-    let mut words = opening
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_lowercase)
-        .skip_while(|w| LEAD.contains(&w.as_str()));
-    if !words.next().is_some_and(|w| VERBS.contains(&w.as_str())) {
+    let (prose, code_lines) = split_code(task);
+    // A leading space lets " our " match at the start as well, and never inside "behaviour".
+    let lower = format!(" {}", prose.to_ascii_lowercase());
+    if ARCHITECTURE_STEMS.iter().any(|s| lower.contains(s)) {
         return false;
     }
-    for w in words.take(REACH) {
-        if WHOLES.contains(&w.as_str()) {
+    names_one_artifact(&lower) || (code_lines >= MIN_CODE_LINES && asks_about_its_code(&lower))
+}
+
+/// The opening words name one artifact, after an optional request verb: "Write a function",
+/// "I need a bash script", "single html file: ...", "python script using watchdog".
+fn names_one_artifact(lower: &str) -> bool {
+    let mut words = opening(lower)
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .skip_while(|w| LEAD.contains(w))
+        .peekable();
+    // Without a request verb the opening must be the artifact's name itself ("bash script
+    // for...", "single html file:"), in few words and with an unmistakable noun: "Design the
+    // news feed function" and "Installation method" are not requests for one.
+    let (reach, nouns) = match words.next_if(|w| VERBS.contains(w)) {
+        Some(_) => (REACH, ARTIFACTS),
+        None => (3, PLAIN_ARTIFACTS),
+    };
+    for w in words.take(reach) {
+        if WHOLES.contains(&w) {
             return false;
         }
-        if ARTIFACTS.contains(&w.as_str()) {
-            let lower = task.to_ascii_lowercase();
-            return !ARCHITECTURE_STEMS.iter().any(|s| lower.contains(s));
+        if nouns.contains(&w) {
+            return true;
         }
     }
     false
+}
+
+/// Artifact nouns that name one even without a verb before them.
+const PLAIN_ARTIFACTS: &[&str] = &["script", "function", "component", "file", "regex", "query"];
+
+/// Code handed over with the task: at least this many lines of it.
+const MIN_CODE_LINES: usize = 3;
+/// Prose around handed-over code longer than this is more than a question about the code.
+const MAX_PROSE_WITH_CODE: usize = 600;
+
+/// The task is mostly its own code and points at it ("this function", "it", "below"), or it
+/// is a stub to complete (it starts with the code).
+fn asks_about_its_code(lower_prose: &str) -> bool {
+    const POINTERS: &[&str] = &[
+        "this ",
+        "these ",
+        " it ",
+        " it?",
+        " it.",
+        "below",
+        "above",
+        "the following",
+        "here is",
+        "here's",
+        "my code",
+        "my function",
+    ];
+    let prose = lower_prose.trim();
+    prose.len() <= MAX_PROSE_WITH_CODE
+        && (prose.is_empty() || POINTERS.iter().any(|p| prose.contains(p)))
+}
+
+/// The task without its code (fenced blocks and lines that read as code), and how many code
+/// lines it had. A task that opens with code (a stub) keeps only the prose after it.
+fn split_code(task: &str) -> (String, usize) {
+    let (mut prose, mut code) = (String::new(), 0);
+    let mut fenced = false;
+    let mut stub = looks_like_code(task.trim_start().lines().next().unwrap_or(""));
+    for line in task.lines() {
+        let t = line.trim();
+        if t.starts_with("```") {
+            fenced = !fenced;
+            code += 1;
+            continue;
+        }
+        if fenced || looks_like_code(t) {
+            code += 1;
+            continue;
+        }
+        if stub {
+            // A docstring or comment inside the stub is the stub's.
+            if t.is_empty() || line.starts_with(char::is_whitespace) {
+                code += 1;
+                continue;
+            }
+            stub = false;
+        }
+        prose.push_str(line);
+        prose.push('\n');
+    }
+    (prose, code)
+}
+
+fn looks_like_code(line: &str) -> bool {
+    const STARTS: &[&str] = &[
+        "def ",
+        "class ",
+        "function ",
+        "async ",
+        "return",
+        "import ",
+        "from ",
+        "const ",
+        "let ",
+        "var ",
+        "fn ",
+        "pub ",
+        "if (",
+        "for (",
+        "while (",
+        "} else",
+        "#include",
+        "@",
+        "//",
+    ];
+    let t = line.trim();
+    // `x = f(y)`, `print(x)`, `db.save(item)`; not "(use httpx instead)".
+    let call = |t: &str| {
+        t.ends_with(')')
+            && (t.contains(" = ")
+                || t.split('(')
+                    .next()
+                    .is_some_and(|head| !head.is_empty() && !head.contains(' ')))
+    };
+    !t.is_empty()
+        && (STARTS.iter().any(|s| t.starts_with(s))
+            || t.ends_with(['{', '}', ';'])
+            || t.ends_with("):")
+            || call(t))
 }
 
 /// The first sentence (at most 200 bytes).
@@ -200,6 +317,39 @@ mod tests {
         ] {
             assert!(!asks_for_one_artifact(t), "{t}");
         }
+    }
+
+    #[test]
+    fn code_handed_over_with_a_question_about_it_is_one_artifact() {
+        let flatten = "this is way too nested, can you flatten it? keep behaviour identical\n\n\
+            function canEdit(user, doc) {\n  if (user) {\n    return doc.ownerId === user.id;\n  }\n  return false;\n}";
+        assert!(asks_for_one_artifact(flatten));
+        let fenced = "fix the sql injection in this login function\n\n```python\ndef login(conn, u):\n    cur = conn.cursor()\n    cur.execute(f\"SELECT id FROM users WHERE u = '{u}'\")\n    return cur.fetchone()\n```";
+        assert!(asks_for_one_artifact(fenced));
+        let stub = "def dsn(cfg: dict) -> str:\n    \"\"\"Build a PostgreSQL URI from a config dict.\n\n    >>> dsn({'host': 'db'})\n    \"\"\"\n";
+        assert!(asks_for_one_artifact(stub));
+        // Code in a bug report against a codebase, or a long story around it, is not.
+        let ours = "Our checkout service times out under load, see this handler:\n```go\nfunc Pay(w http.ResponseWriter, r *http.Request) {\n  db.Exec(q)\n}\n```";
+        assert!(!asks_for_one_artifact(ours));
+        let no_pointer =
+            "Login fails for SSO users after the upgrade.\n```\nfoo();\nbar();\nbaz();\n```";
+        assert!(!asks_for_one_artifact(no_pointer));
+    }
+
+    #[test]
+    fn a_plain_artifact_name_needs_no_verb_but_design_questions_are_not_one() {
+        assert!(asks_for_one_artifact(
+            "I need a bash script that rotates my logs."
+        ));
+        assert!(asks_for_one_artifact(
+            "single html file: a canvas starfield, no libraries"
+        ));
+        assert!(!asks_for_one_artifact(
+            "Design the Facebook news feed function"
+        ));
+        assert!(!asks_for_one_artifact(
+            "Installation method: Home Assistant OS"
+        ));
     }
 
     #[test]
