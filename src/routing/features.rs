@@ -338,7 +338,7 @@ const CODE_EXTENSIONS: &[&str] = &[
 pub fn is_path(chunk: &str) -> bool {
     let c = chunk.trim_matches(|ch: char| "()[]{}<>,;:'\"`*".contains(ch));
     let c = c.trim_end_matches('.');
-    if c.len() < 3 || c.contains("://") || c.starts_with('@') {
+    if c.len() < 3 || c.contains("://") || c.starts_with('@') || is_system_path(c) {
         return false;
     }
     let bytes = c.as_bytes();
@@ -364,6 +364,17 @@ pub fn is_path(chunk: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// A path on the machine rather than in a repository (`/etc/nginx/nginx.conf`,
+/// `/var/log/app.log`): a script's inputs and outputs, not files of a codebase to find one's
+/// way in.
+fn is_system_path(c: &str) -> bool {
+    const ROOTS: &[&str] = &[
+        "/etc/", "/var/", "/usr/", "/proc/", "/sys/", "/dev/", "/boot/", "/opt/", "/srv/", "/mnt/",
+        "/run/", "/bin/", "/sbin/", "/lib/",
+    ];
+    ROOTS.iter().any(|r| c.starts_with(r))
 }
 
 /// Distinct paths in `text`, up to `cap`. Linear: at most `cap` hashes are kept.
@@ -569,6 +580,14 @@ mod tests {
         assert_eq!(stem("users"), "user");
         assert_eq!(stem("class"), "class");
         assert_eq!(stem("files"), stem("file"));
+    }
+
+    #[test]
+    fn machine_paths_are_not_repository_files() {
+        assert!(!is_path("/var/log/backup.log"));
+        assert!(!is_path("/etc/nginx/nginx.conf"));
+        assert!(is_path("/home/dev/project/src/app.py"));
+        assert!(is_path("src/app.py"));
     }
 
     #[test]
