@@ -132,13 +132,28 @@ const ARCHITECTURE_STEMS: &[&str] = &[
 const REACH: usize = 7;
 
 pub fn asks_for_one_artifact(task: &str) -> bool {
-    let (prose, code_lines) = split_code(task);
-    // A leading space lets " our " match at the start as well, and never inside "behaviour".
-    let lower = format!(" {}", prose.to_ascii_lowercase());
-    if ARCHITECTURE_STEMS.iter().any(|s| lower.contains(s)) {
-        return false;
-    }
-    names_one_artifact(&lower) || (code_lines >= MIN_CODE_LINES && asks_about_its_code(&lower))
+    let named = names_one_artifact(&opening(task).to_ascii_lowercase());
+    let (prose, code_lines) = split_code(task, PROSE_READ);
+    let about_code = code_lines >= MIN_CODE_LINES && asks_about_its_code(&prose);
+    (named || about_code) && !names_a_reason(&prose)
+}
+
+/// How much of a task's prose is read for reasons for architecture: the request says what
+/// it is about early; a long task's tail is not read (the cost stays flat).
+const PROSE_READ: usize = 8 * 1024;
+
+/// `ARCHITECTURE_STEMS` as one case-insensitive pass; " our " also at the very start, never
+/// inside "behaviour".
+static REASONS: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    let alternatives: Vec<String> = ARCHITECTURE_STEMS
+        .iter()
+        .map(|s| regex::escape(s).replace(' ', r"(?:^|\s|$)"))
+        .collect();
+    regex::Regex::new(&format!("(?i){}", alternatives.join("|"))).ok()
+});
+
+fn names_a_reason(prose: &str) -> bool {
+    REASONS.as_ref().is_some_and(|r| r.is_match(prose))
 }
 
 /// The opening words name one artifact, after an optional request verb: "Write a function",
@@ -177,7 +192,7 @@ const MAX_PROSE_WITH_CODE: usize = 600;
 
 /// The task is mostly its own code and points at it ("this function", "it", "below"), or it
 /// is a stub to complete (it starts with the code).
-fn asks_about_its_code(lower_prose: &str) -> bool {
+fn asks_about_its_code(prose: &str) -> bool {
     const POINTERS: &[&str] = &[
         "this ",
         "these ",
@@ -192,14 +207,18 @@ fn asks_about_its_code(lower_prose: &str) -> bool {
         "my code",
         "my function",
     ];
-    let prose = lower_prose.trim();
-    prose.len() <= MAX_PROSE_WITH_CODE
-        && (prose.is_empty() || POINTERS.iter().any(|p| prose.contains(p)))
+    let prose = prose.trim();
+    if prose.len() > MAX_PROSE_WITH_CODE {
+        return false;
+    }
+    let lower = prose.to_ascii_lowercase();
+    lower.is_empty() || POINTERS.iter().any(|p| lower.contains(p))
 }
 
 /// The task without its code (fenced blocks and lines that read as code), and how many code
-/// lines it had. A task that opens with code (a stub) keeps only the prose after it.
-fn split_code(task: &str) -> (String, usize) {
+/// lines it had, read until the prose passes `max_prose` bytes. A task that opens with code
+/// (a stub) keeps only the prose after it.
+fn split_code(task: &str, max_prose: usize) -> (String, usize) {
     let (mut prose, mut code) = (String::new(), 0);
     let mut fenced = false;
     let mut stub = looks_like_code(task.trim_start().lines().next().unwrap_or(""));
@@ -224,6 +243,9 @@ fn split_code(task: &str) -> (String, usize) {
         }
         prose.push_str(line);
         prose.push('\n');
+        if prose.len() > max_prose {
+            break;
+        }
     }
     (prose, code)
 }
@@ -334,6 +356,14 @@ mod tests {
         let no_pointer =
             "Login fails for SSO users after the upgrade.\n```\nfoo();\nbar();\nbaz();\n```";
         assert!(!asks_for_one_artifact(no_pointer));
+    }
+
+    #[test]
+    fn the_reasons_are_one_pattern_with_word_edges() {
+        assert!(REASONS.is_some());
+        assert!(names_a_reason("Our app"));
+        assert!(names_a_reason("move it to TypeScript"));
+        assert!(!names_a_reason("keep behaviour identical"));
     }
 
     #[test]
