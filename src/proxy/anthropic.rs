@@ -25,8 +25,8 @@ use serde_json::value::RawValue;
 use super::forward::{self, Outgoing};
 use super::record::{Ledger, Origin, Progress};
 use super::translated::{self, Adapter};
-use super::{read_body, tag};
-use crate::app::{App, Body, HEADER_TIER, Runtime, json};
+use super::{header_tier, read_body, tag};
+use crate::app::{App, Body, Runtime, json};
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::{GatewayError, Refused};
 use crate::protocol::anthropic::{API_VERSION, MessagesRequest, MessagesResponse};
@@ -150,10 +150,7 @@ struct Parsed {
 
 async fn parse(rt: &Runtime, req: Request<Incoming>) -> Result<Parsed, GatewayError> {
     let headers = req.headers();
-    let header_tier = headers
-        .get(HEADER_TIER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header_tier = header_tier(headers);
     // Passed through to Anthropic as the client sent them.
     let version = headers
         .get(VERSION)
@@ -211,12 +208,7 @@ async fn serve_messages(
         decision,
         stream,
     } = parse(rt, req).await?;
-    progress.tier = Some(decision.tier);
-    let tier_name = rt.policy.tiers[decision.tier].name.as_str();
-    app.metrics
-        .decisions
-        .with_label_values(&[tier_name, decision.reason])
-        .inc();
+    let tier_name = progress.routed(origin, &decision);
 
     // The chat translation, only when an OpenAI-compatible upstream may be tried.
     let chat: Option<Bytes> = if kind_in_route(rt, &decision, UpstreamKind::Openai) {

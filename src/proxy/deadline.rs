@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use super::describe;
 use crate::app::BoxError;
 
 /// Why an upstream body ended early.
@@ -219,17 +220,6 @@ impl Body for Deadline {
 }
 
 use std::future::Future;
-
-fn describe(e: &hyper::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
-}
 
 /// The SSE event that ends a broken stream, in OpenAI's error shape.
 pub fn error_event(e: &(dyn std::error::Error + 'static)) -> Bytes {

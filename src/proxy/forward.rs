@@ -29,6 +29,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::deadline::{Deadline, StreamFault};
+use super::describe;
 use crate::app::{App, Body, Runtime};
 use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
@@ -392,18 +393,6 @@ fn retry_after(h: &http::HeaderMap) -> Option<Duration> {
     num("retry-after-ms")
         .map(|ms| Duration::from_secs_f64(ms / 1000.0))
         .or_else(|| num("retry-after").map(Duration::from_secs_f64))
-}
-
-/// A connection error's chain of causes, on one line (never headers, so never a key).
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

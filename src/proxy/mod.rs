@@ -124,11 +124,7 @@ async fn serve(
 ) -> Result<Response<Body>, GatewayError> {
     let (app, rt, request_id) = (&origin.app, &origin.rt, origin.request_id.as_str());
     let betas = anthropic::client_betas(req.headers());
-    let header_tier = req
-        .headers()
-        .get(HEADER_TIER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header_tier = header_tier(req.headers());
     let body = read_body(req.into_body(), &rt.policy.server).await?;
     let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let model = head
@@ -145,12 +141,7 @@ async fn serve(
     }
     let (target, reason) = decide::target(&rt.policy, &model, header_tier.as_deref())?;
     let decision = decide::decide(&rt.policy, target, reason, || conversation(&head, endpoint))?;
-    let tier_name = rt.policy.tiers[decision.tier].name.as_str();
-    progress.tier = Some(decision.tier);
-    app.metrics
-        .decisions
-        .with_label_values(&[tier_name, decision.reason])
-        .inc();
+    let tier_name = progress.routed(origin, &decision);
 
     // Anthropic upstreams get a translated body (chat only; legacy completions skip them).
     let to_anthropic = match endpoint {
@@ -258,6 +249,26 @@ async fn serve(
         .body(out_body)
         .map_err(|e| GatewayError::BodyRead(e.to_string()))?;
     Ok(tag(resp, tier_name, &up.name, decision.reason))
+}
+
+/// An error's chain of causes, on one line (never headers, so never a key).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+/// The tier the client names in `x-tiergate-tier`, if any.
+fn header_tier(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(HEADER_TIER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Adds the headers every proxied response carries (`App::handle` adds the request id).

@@ -260,6 +260,19 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Notes the tier `decision` chose and counts the decision; returns the tier's name.
+    pub fn routed<'r>(&mut self, origin: &'r Origin, decision: &Decision) -> &'r str {
+        self.tier = Some(decision.tier);
+        let tier = origin.rt.policy.tiers[decision.tier].name.as_str();
+        origin
+            .app
+            .metrics
+            .decisions
+            .with_label_values(&[tier, decision.reason])
+            .inc();
+        tier
+    }
+
     pub fn new(app: &App) -> Self {
         Progress {
             in_flight: Some(InFlight::new(app.metrics.in_flight.clone())),

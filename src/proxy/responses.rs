@@ -23,8 +23,8 @@ use serde_json::value::RawValue;
 use super::forward::{self, Outgoing};
 use super::record::{Ledger, Origin, Progress};
 use super::translated::{self, Adapter};
-use super::{Endpoint, anthropic, local, read_body, tag};
-use crate::app::{App, Body, HEADER_TIER, Runtime};
+use super::{Endpoint, anthropic, header_tier, local, read_body, tag};
+use crate::app::{App, Body, Runtime};
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::{GatewayError, Refused};
 use crate::protocol::anthropic::{MessagesRequest, MessagesResponse};
@@ -138,11 +138,7 @@ async fn serve(
     progress: &mut Progress,
 ) -> Result<Response<Body>, GatewayError> {
     let (app, rt, request_id) = (&origin.app, &origin.rt, origin.request_id.as_str());
-    let header_tier = req
-        .headers()
-        .get(HEADER_TIER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header_tier = header_tier(req.headers());
     let body = read_body(req.into_body(), &rt.policy.server).await?;
     let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let extra: ResponsesHead<'_> =
@@ -160,12 +156,7 @@ async fn serve(
             }
         })
     })?;
-    progress.tier = Some(decision.tier);
-    let tier_name = rt.policy.tiers[decision.tier].name.as_str();
-    app.metrics
-        .decisions
-        .with_label_values(&[tier_name, decision.reason])
-        .inc();
+    let tier_name = progress.routed(origin, &decision);
 
     let t = translations(rt, &decision, &body)?;
     let stream = head.is_stream();
