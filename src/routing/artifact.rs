@@ -158,8 +158,8 @@ fn names_a_reason(prose: &str) -> bool {
 
 /// The opening words name one artifact, after an optional request verb: "Write a function",
 /// "I need a bash script", "single html file: ...", "python script using watchdog".
-fn names_one_artifact(lower: &str) -> bool {
-    let mut words = opening(lower)
+fn names_one_artifact(lower_opening: &str) -> bool {
+    let mut words = lower_opening
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .skip_while(|w| LEAD.contains(w))
