@@ -4,7 +4,6 @@
 //! tool-offering request whose answer cannot be repaired goes to the tier's next upstream;
 //! to decide that before the client sees a byte, such an answer is read whole first.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,6 +15,7 @@ use http_body_util::BodyExt;
 
 use super::Endpoint;
 use super::forward::{self, Forwarded};
+use super::stream::Batch;
 use crate::app::{App, Body, BoxError, Runtime, full};
 use crate::config::Upstream;
 use crate::error::GatewayError;
@@ -108,7 +108,7 @@ async fn fix(app: &Arc<App>, up: &Upstream, offer: Option<ToolOffer>, fwd: Forwa
             inner: body,
             splitter: SseSplitter::new(),
             fix: StreamFix::new(&up.model, offer),
-            out: VecDeque::new(),
+            out: Batch::default(),
             done: false,
             counter: Some((app.clone(), up.name.clone())),
         };
@@ -214,7 +214,8 @@ struct FixingStream {
     inner: Body,
     splitter: SseSplitter,
     fix: StreamFix,
-    out: VecDeque<Bytes>,
+    /// What an upstream frame became, sent on as one frame: fewer, larger writes.
+    out: Batch,
     done: bool,
     /// Taken when the outcome is counted, at the end of the stream.
     counter: Option<(Arc<App>, String)>,
@@ -227,23 +228,11 @@ impl FixingStream {
             self.fix.push(rest, &mut out);
         }
         self.fix.finish(&mut out);
-        self.out.extend(out);
+        out.into_iter().for_each(|b| self.out.push(b));
         if let Some((app, upstream)) = self.counter.take() {
             count(&app, &upstream, self.fix.outcome());
         }
     }
-}
-
-/// What an upstream frame became, as one frame: fewer, larger writes downstream.
-fn joined(out: &mut VecDeque<Bytes>) -> Bytes {
-    if out.len() == 1 {
-        return out.pop_front().unwrap_or_default();
-    }
-    let mut b = bytes::BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
-    for piece in out.drain(..) {
-        b.extend_from_slice(&piece);
-    }
-    b.freeze()
 }
 
 impl http_body::Body for FixingStream {
@@ -256,8 +245,8 @@ impl http_body::Body for FixingStream {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            if !this.out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(joined(&mut this.out)))));
+            if let Some(b) = this.out.take() {
+                return Poll::Ready(Some(Ok(Frame::data(b))));
             }
             if this.done {
                 return Poll::Ready(None);
@@ -282,7 +271,7 @@ impl http_body::Body for FixingStream {
                     for e in events {
                         this.fix.push(e, &mut out);
                     }
-                    this.out.extend(out);
+                    out.into_iter().for_each(|b| this.out.push(b));
                 }
             }
         }

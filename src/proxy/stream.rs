@@ -254,13 +254,13 @@ impl Body for MeteredStream {
 
 /// Bytes gathered for one frame; copies only when there is more than one piece.
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     first: Option<Bytes>,
     more: Option<BytesMut>,
 }
 
 impl Batch {
-    fn push(&mut self, b: Bytes) {
+    pub(super) fn push(&mut self, b: Bytes) {
         if b.is_empty() {
             return;
         }
@@ -282,11 +282,11 @@ impl Batch {
             .map_or_else(|| self.first.as_ref().map_or(0, Bytes::len), BytesMut::len)
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.first.is_none()
     }
 
-    fn take(&mut self) -> Option<Bytes> {
+    pub(super) fn take(&mut self) -> Option<Bytes> {
         let first = self.first.take();
         self.more.take().map(BytesMut::freeze).or(first)
     }
