@@ -64,6 +64,131 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// upstream, outcome (up | down)
     pub health_checks: IntCounterVec,
+    /// Governance: the team label comes from the policy (its teams and its keys' teams) or
+    /// is `none` for requests without a key; never a key or a key's name.
+    pub team: TeamMetrics,
+    /// rule, action (local | block)
+    pub secrets: IntCounterVec,
+    /// 1 while the state store (Redis, or memory) answers; 0 while failing.
+    pub state_backend_up: IntGauge,
+    /// reason (missing | unknown | admin)
+    pub auth_failures: IntCounterVec,
+}
+
+/// Per-team families (see `crate::govern`).
+#[derive(Clone)]
+pub struct TeamMetrics {
+    /// team, tier, status_class
+    pub requests: IntCounterVec,
+    /// team
+    pub input_tokens: IntCounterVec,
+    pub output_tokens: IntCounterVec,
+    pub cost_usd: prometheus::CounterVec,
+    pub avoided_cost_usd: prometheus::CounterVec,
+    pub budget_used_usd: GaugeVec,
+    pub budget_left_usd: GaugeVec,
+    /// team, reason (rpm | tpm | budget | forbidden | state)
+    pub denied: IntCounterVec,
+}
+
+impl TeamMetrics {
+    fn new(r: &Registry) -> Self {
+        TeamMetrics {
+            requests: counter(
+                r,
+                "tiergate_team_requests_total",
+                "Requests answered, by team, tier and status class.",
+                &["team", "tier", "status_class"],
+            ),
+            input_tokens: counter(
+                r,
+                "tiergate_team_input_tokens_total",
+                "Prompt tokens by team.",
+                &["team"],
+            ),
+            output_tokens: counter(
+                r,
+                "tiergate_team_output_tokens_total",
+                "Completion tokens by team.",
+                &["team"],
+            ),
+            cost_usd: fcounter(
+                r,
+                "tiergate_team_cost_usd_total",
+                "Spend in US dollars by team.",
+                &["team"],
+            ),
+            avoided_cost_usd: fcounter(
+                r,
+                "tiergate_team_avoided_cost_usd_total",
+                "Reference cost minus actual cost, by team.",
+                &["team"],
+            ),
+            budget_used_usd: gauge(
+                r,
+                "tiergate_team_budget_used_usd",
+                "The team's frontier spend this calendar month (UTC), US dollars.",
+                &["team"],
+            ),
+            budget_left_usd: gauge(
+                r,
+                "tiergate_team_budget_left_usd",
+                "What is left of the team's monthly budget (its own, or its keys' summed).",
+                &["team"],
+            ),
+            denied: counter(
+                r,
+                "tiergate_team_denied_total",
+                "Requests refused by a limit, by team and reason.",
+                &["team", "reason"],
+            ),
+        }
+    }
+
+    /// One finished request of a team: what the record path calls.
+    pub fn observe(&self, o: &TeamObservation<'_>) {
+        self.requests
+            .with_label_values(&[o.team, o.tier, status_class(o.status)])
+            .inc();
+        if o.input_tokens > 0 {
+            self.input_tokens
+                .with_label_values(&[o.team])
+                .inc_by(o.input_tokens);
+        }
+        if o.output_tokens > 0 {
+            self.output_tokens
+                .with_label_values(&[o.team])
+                .inc_by(o.output_tokens);
+        }
+        if o.cost_usd > 0.0 {
+            self.cost_usd.with_label_values(&[o.team]).inc_by(o.cost_usd);
+        }
+        if o.avoided_cost_usd > 0.0 {
+            self.avoided_cost_usd
+                .with_label_values(&[o.team])
+                .inc_by(o.avoided_cost_usd);
+        }
+    }
+}
+
+/// What a finished request tells the per-team families.
+#[derive(Debug, Clone, Copy)]
+pub struct TeamObservation<'a> {
+    pub team: &'a str,
+    pub tier: &'a str,
+    pub status: u16,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub avoided_cost_usd: f64,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    reg(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|e| panic!("metric {name}: {e}")),
+    )
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -283,7 +408,37 @@ impl Metrics {
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
             ),
+            team: TeamMetrics::new(&r),
+            secrets: counter(
+                &r,
+                "tiergate_secrets_total",
+                "Requests found carrying a secret, by rule and action (local | block).",
+                &["rule", "action"],
+            ),
+            state_backend_up: reg(
+                &r,
+                IntGauge::new(
+                    "tiergate_state_backend_up",
+                    "1 while the state store for limits and budgets answers, 0 while it fails.",
+                )
+                .expect("valid metric"),
+            ),
+            auth_failures: counter(
+                &r,
+                "tiergate_auth_failures_total",
+                "Requests refused for their key (missing | unknown | admin).",
+                &["reason"],
+            ),
             registry: r,
+        }
+    }
+
+    /// The handles governance updates itself.
+    pub fn governance(&self) -> crate::govern::GovMetrics {
+        crate::govern::GovMetrics {
+            budget_used: self.team.budget_used_usd.clone(),
+            budget_left: self.team.budget_left_usd.clone(),
+            denied: self.team.denied.clone(),
         }
     }
 

@@ -1,9 +1,11 @@
-//! The command line: `serve`, `check`, `classify`, `eval`, `demo` (and the hidden `train`).
+//! The command line: `serve`, `check`, `classify`, `eval`, `keys`, `demo` (and the hidden
+//! `train`).
 
 mod check;
 mod classify;
 mod demo;
 mod eval;
+mod keys;
 mod serve;
 mod train;
 
@@ -63,6 +65,9 @@ enum Command {
         #[arg(long)]
         shipped: bool,
     },
+    /// Client keys: `keys new` makes one.
+    #[command(subcommand)]
+    Keys(keys::Command),
     /// The whole product on this machine: simulated upstreams, the gateway, a workload, a summary.
     Demo(demo::Args),
     /// Rebuild the classifier's weights (src/routing/model.json) from labelled JSON Lines.
@@ -93,6 +98,7 @@ pub fn main() -> ExitCode {
             shipped,
         } => eval::run(&data, policy.as_deref(), errors, params.as_deref(), shipped),
         Command::Demo(args) => demo::run(args),
+        Command::Keys(cmd) => keys::run(cmd),
         Command::Train { data, out } => train::run(&data, &out),
     }
 }

@@ -21,6 +21,9 @@ pub struct Policy {
     pub reference_upstream: Option<usize>,
     pub model_aliases: BTreeMap<String, String>,
     pub retry_budget: RetryBudgetConfig,
+    /// Client keys, teams, budgets and the state store's settings.
+    pub governance: crate::govern::Governance,
+    pub secrets: crate::secrets::Scanner,
 }
 
 #[derive(Debug)]
@@ -47,6 +50,8 @@ pub struct Upstream {
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
     pub health: Option<HealthConfig>,
+    /// Data may go there: see `UpstreamConfig::local`.
+    pub local: bool,
 }
 
 impl Upstream {
@@ -210,6 +215,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             retry: u.retry,
             breaker: u.breaker,
             health: u.health,
+            local: u.local,
         });
     }
     let index = |name: &str| upstreams.iter().position(|u| u.name == name);
@@ -293,6 +299,26 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             "retry_budget: ratio and min_per_second must be finite and not negative".into(),
         ));
     }
+    let keys_file = raw.auth.keys_file.trim().to_string();
+    let file_entries = if keys_file.is_empty() {
+        Vec::new()
+    } else {
+        crate::govern::keys::read_file(std::path::Path::new(&keys_file))
+            .map_err(|e| err(&["auth", "keys_file"], e))?
+    };
+    let governance = crate::govern::Governance::compile(
+        raw.auth,
+        raw.teams,
+        raw.budgets,
+        raw.state,
+        file_entries,
+    )
+    .map_err(|p| {
+        let path: Vec<&str> = p.path.iter().map(String::as_str).collect();
+        err(&path, p.message)
+    })?;
+    let secrets = crate::secrets::Scanner::new(&raw.secrets)
+        .map_err(|e| err(&["secrets", &e.name], e.to_string()))?;
     Ok(Policy {
         source: file.to_string(),
         server: raw.server,
@@ -304,6 +330,8 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         reference_upstream,
         model_aliases: raw.model_aliases,
         retry_budget: raw.retry_budget,
+        governance,
+        secrets,
     })
 }
 
