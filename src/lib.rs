@@ -26,6 +26,7 @@ pub mod routing;
 pub mod secret;
 pub mod secrets;
 pub mod server;
+pub mod tls;
 pub mod translate;
 pub mod ui;
 pub mod upstream;
