@@ -214,3 +214,75 @@ impl Governance {
         bool::from(admin.ct_eq(&digest))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+
+    const BASE: &str = "upstreams:\n  - name: a\n    kind: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    key_required: false\n    local: true\ntiers:\n  - name: primitive\n    upstreams: [a]\n  - name: architecture\n    upstreams: [a]\n";
+
+    fn keys_file(text: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("tiergate-keys-{:x}.yaml", fastrand::u64(..)));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_default_policy_reads_its_keys_file_from_the_environment() {
+        let hash = crate::govern::keys::hash_hex("tg-k");
+        let file = keys_file(&format!(
+            "- name: ci\n  team: platform\n  sha256: {hash}\n  rpm: 10\n"
+        ));
+        let path = file.display().to_string();
+        let env = |k: &str| (k == "TIERGATE_KEYS_FILE").then(|| path.clone());
+        let p = parse("default", crate::config::DEFAULT_POLICY, env).unwrap();
+        let g = &p.governance;
+        assert!(!g.is_open());
+        assert_eq!(g.keyring.lookup("tg-k").unwrap().entry.rpm, Some(10));
+        assert!(g.teams.contains_key("platform"));
+        assert!(p.secrets.is_enabled() && p.upstreams[0].local);
+        // Unset: open, in memory.
+        let p = parse("default", crate::config::DEFAULT_POLICY, |_| None).unwrap();
+        assert!(p.governance.is_open() && p.governance.state.redis_url.is_empty());
+        let _ = std::fs::remove_file(file);
+    }
+
+    #[test]
+    fn keys_file_errors_name_the_file_and_line() {
+        let file = keys_file("- name: ci\n  team: t\n  sha256: nothex\n");
+        let text = format!("{BASE}auth: {{ keys_file: \"{}\" }}\n", file.display());
+        let e = parse("p.yaml", &text, |_| None).unwrap_err();
+        assert!(e.message.contains("64 hex"), "{e}");
+        let missing = format!("{BASE}auth: {{ keys_file: /nonexistent/keys.yaml }}\n");
+        let e = parse("p.yaml", &missing, |_| None).unwrap_err();
+        assert!(e.message.contains("/nonexistent/keys.yaml"), "{e}");
+        std::fs::write(&file, "- name: ci\n  tem: t\n").unwrap();
+        let e = parse("p.yaml", &text, |_| None).unwrap_err();
+        assert!(e.message.contains(":2:"), "{e}");
+        let _ = std::fs::remove_file(file);
+    }
+
+    #[test]
+    fn teams_state_and_secrets_sections_are_checked() {
+        let text = format!(
+            "{BASE}teams:\n  - {{ name: pay, budget_usd: 10, over_budget: downgrade }}\nstate: {{ redis_url: \"redis://127.0.0.1:6379/2\", on_failure: closed }}\nsecrets: {{ action: block }}\n"
+        );
+        let p = parse("p.yaml", &text, |_| None).unwrap();
+        let t = &p.governance.teams["pay"];
+        assert_eq!((t.budget_usd, t.over_budget), (Some(10.0), super::OverBudget::Downgrade));
+        assert_eq!(p.governance.state.on_failure, crate::govern::state::OnFailure::Closed);
+        for (bad, why) in [
+            ("teams: [{ name: \"a b\" }]", "team names"),
+            ("teams: [{ name: a, budget_usd: -1 }]", "budget_usd"),
+            ("state: { on_failure: maybe }", "unknown variant"),
+            ("secrets: { rules: [{ name: x, pattern: \"[\" }] }", "secrets rule x"),
+            ("auth: { access: { metrics: admin } }", "admin_key_sha256"),
+        ] {
+            let e = parse("p.yaml", &format!("{BASE}{bad}\n"), |_| None).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        let no_local = BASE.replace("    local: true\n", "");
+        let p = parse("p.yaml", &no_local, |_| None).unwrap();
+        assert!(p.warnings().iter().any(|w| w.contains("marked local")));
+    }
+}

@@ -86,6 +86,9 @@ struct Rule {
     id: Arc<str>,
     regex: Regex,
     lookbehind: usize,
+    /// Bytes after the keyword's start that a match must end within.
+    span: usize,
+    assignment: bool,
     entropy: f64,
     needs_digit: bool,
     action: Action,
@@ -111,8 +114,12 @@ impl std::fmt::Debug for Scanner {
     }
 }
 
-/// Bytes after a keyword within which a rule's match must end.
-const WINDOW_AFTER: usize = 1024;
+/// Bytes after a keyword's start within which a match must end: built-in rules (the
+/// longest, a private key's header and first line, fits), an assignment's value, and the
+/// policy's rules (which may also start that far before their keyword).
+const BUILTIN_SPAN: usize = 640;
+const ASSIGNMENT_SPAN: usize = 320;
+const POLICY_SPAN: usize = 1024;
 /// The marker of a base64 data URL, whose text is decoded and scanned.
 const DATA_URL: &str = ";base64,";
 /// Decoded files larger than this are not scanned again (the raw text still is).
@@ -146,6 +153,38 @@ pub fn entropy(s: &[u8]) -> f64 {
         .sum()
 }
 
+/// Keeps the first finding, or a blocking one over it; true when the scan can stop.
+fn keep(found: &mut Option<Finding>, f: Finding) -> bool {
+    let block = f.action == Action::Block;
+    if found.as_ref().is_none_or(|old| block && old.action != Action::Block) {
+        *found = Some(f);
+    }
+    block
+}
+
+/// Whether the keyword at `at` ends an upper-case name: `[A-Z][A-Z0-9_]*` before it, at a
+/// word's start (or after a JSON escape such as `\n`).
+fn ends_a_name(body: &[u8], at: usize) -> bool {
+    let name = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_';
+    let mut i = at;
+    while i > 0 && name(body[i - 1]) {
+        i -= 1;
+    }
+    // The name's own first letter: the keyword's when nothing precedes it.
+    let first = body.get(i).copied().unwrap_or(0);
+    if !first.is_ascii_uppercase() {
+        return false;
+    }
+    match i.checked_sub(1).map(|j| body[j]) {
+        None => true,
+        Some(b) if b.is_ascii_alphanumeric() || b == b'_' => {
+            // `\nAPI_KEY=`: the escape's letter is not part of the name.
+            i >= 2 && body[i - 2] == b'\\' && matches!(b, b'n' | b'r' | b't' | b'b' | b'f')
+        }
+        Some(_) => true,
+    }
+}
+
 impl Scanner {
     pub fn new(config: &SecretsConfig) -> Result<Self, RuleError> {
         let mut rules = Vec::new();
@@ -171,6 +210,8 @@ impl Scanner {
                 id: b.id.into(),
                 regex,
                 lookbehind: b.lookbehind,
+                span: if b.assignment { ASSIGNMENT_SPAN } else { BUILTIN_SPAN },
+                assignment: b.assignment,
                 entropy: b.entropy,
                 needs_digit: b.needs_digit,
                 action: config.action,
@@ -194,7 +235,9 @@ impl Scanner {
             rules.push(Rule {
                 id: r.name.as_str().into(),
                 regex,
-                lookbehind: WINDOW_AFTER,
+                lookbehind: POLICY_SPAN,
+                span: POLICY_SPAN,
+                assignment: false,
                 entropy: r.entropy,
                 needs_digit: false,
                 action: r.action.unwrap_or(config.action),
@@ -203,8 +246,8 @@ impl Scanner {
         keywords.push(DATA_URL.to_string());
         owner.push(usize::MAX);
         let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| bad("keywords", e.to_string()))?;
         let mut allow: Vec<String> = rules::PLACEHOLDERS.iter().map(|s| s.to_string()).collect();
@@ -238,47 +281,56 @@ impl Scanner {
 
     fn scan_bytes(&self, body: &[u8], depth: u8) -> Option<Finding> {
         // Windows per rule, merged as they come (keywords are found in order).
+        let mut found: Option<Finding> = None;
         let mut windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
         let mut data_urls = Vec::new();
-        for m in self.prefilter.find_overlapping_iter(body) {
+        let mut assignments = Vec::new();
+        for m in self.prefilter.find_iter(body) {
             let owner = self.owner[m.pattern().as_usize()];
             if owner == usize::MAX {
                 data_urls.push(m.end());
                 continue;
             }
             let rule = &self.rules[owner];
+            if rule.assignment {
+                if ends_a_name(body, m.start()) {
+                    assignments.push((owner, m.end(), (m.end() + rule.span).min(body.len())));
+                }
+                continue;
+            }
             let start = m.start().saturating_sub(rule.lookbehind);
-            let end = (m.start() + WINDOW_AFTER).min(body.len());
+            let end = (m.start() + rule.span).min(body.len());
             let list = &mut windows[owner];
             match list.last_mut() {
                 Some(last) if start <= last.1 => last.1 = last.1.max(end),
                 _ => list.push((start, end)),
             }
         }
-        let mut found: Option<Finding> = None;
-        let mut note = |f: Finding| {
-            let block = f.action == Action::Block;
-            if found.as_ref().is_none_or(|old| block && old.action != Action::Block) {
-                found = Some(f);
-            }
-            block
-        };
         for (i, list) in windows.iter().enumerate() {
             for &(a, b) in list {
-                if self.matches(&self.rules[i], &body[a..b]) && note(self.finding(i)) {
+                if self.matches(&self.rules[i], &body[a..b]) && keep(&mut found, self.finding(i)) {
                     return found;
                 }
             }
         }
+        // Generic assignments last: a token of a known kind names its rule better.
+        for &(i, a, b) in &assignments {
+            if found.is_some() && self.rules[i].action != Action::Block {
+                break;
+            }
+            if self.matches(&self.rules[i], &body[a..b]) && keep(&mut found, self.finding(i)) {
+                return found;
+            }
+        }
         for &i in &self.always {
-            if self.matches(&self.rules[i], body) && note(self.finding(i)) {
+            if self.matches(&self.rules[i], body) && keep(&mut found, self.finding(i)) {
                 return found;
             }
         }
         if depth == 0 {
             for at in data_urls {
                 if let Some(f) = self.scan_data_url(body, at)
-                    && note(f)
+                    && keep(&mut found, f)
                 {
                     return found;
                 }

@@ -14,7 +14,7 @@ pub const START: &str = r"(?:^|[^A-Za-z0-9_]|\\[nrtbf])(";
 /// A rule as the scanner takes it.
 pub struct Builtin {
     pub id: &'static str,
-    /// Any of these (ASCII case-insensitive) must occur for the pattern to be tried.
+    /// Any of these (case-sensitive) must occur for the pattern to be tried.
     pub keywords: &'static [&'static str],
     /// How far before a keyword a match may start.
     pub lookbehind: usize,
@@ -24,6 +24,11 @@ pub struct Builtin {
     pub entropy: f64,
     /// The secret must hold a digit (generic rules, where words are not secrets).
     pub needs_digit: bool,
+    /// An assignment: the keyword ends an upper-case name (`API_KEY=`), checked by hand,
+    /// and the pattern is anchored at the keyword's end. One short anchored match per
+    /// keyword, where code full of `API_KEY = os.environ[...]` would otherwise cost a
+    /// regex search over most of the body.
+    pub assignment: bool,
 }
 
 pub fn builtins() -> Vec<Builtin> {
@@ -36,31 +41,38 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"(?-i:\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b)",
             entropy: 3.0,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "aws-secret-access-key",
-            keywords: &["secret_access_key", "secretaccesskey", "secret-access-key"],
+            keywords: &[
+                "secret_access_key", "SECRET_ACCESS_KEY", "SecretAccessKey", "secretAccessKey",
+                "secret-access-key",
+            ],
             lookbehind: 8,
             pattern: r#"(?i)secret[_-]?access[_-]?key(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)"#,
             entropy: 4.0,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "github-token",
             // Personal, OAuth, user-to-server, server-to-server and refresh tokens.
             keywords: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
             lookbehind: 2,
-            pattern: r"\b(gh[pousr]_[A-Za-z0-9]{36,251})\b",
+            pattern: r"\b(gh[pousr]_[A-Za-z0-9]{36,})\b",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "github-fine-grained-token",
             keywords: &["github_pat_"],
             lookbehind: 2,
-            pattern: r"\b(github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59,221})\b",
+            pattern: r"\b(github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59,})\b",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "gitlab-token",
@@ -70,6 +82,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"\b(gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_\-]{20,}(?:\.[A-Za-z0-9_\-.]+)?)",
             entropy: 3.0,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "slack-token",
@@ -78,6 +91,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"\b((?:xox[bpaers](?:\.[a-z0-9]+)?|xapp)-[0-9A-Za-z\-]{10,})",
             entropy: 3.0,
             needs_digit: true,
+            assignment: false,
         },
         Builtin {
             id: "slack-webhook",
@@ -86,15 +100,17 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"hooks\.slack\.com\\?/services\\?/(T[A-Z0-9]{6,}\\?/B[A-Z0-9]{6,}\\?/[A-Za-z0-9]{16,})",
             entropy: 3.0,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "stripe-secret-key",
             // Secret and restricted keys of live mode.
             keywords: &["sk_live_", "rk_live_"],
             lookbehind: 2,
-            pattern: r"\b([sr]k_live_[0-9A-Za-z]{20,247})\b",
+            pattern: r"\b([sr]k_live_[0-9A-Za-z]{20,})\b",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "google-api-key",
@@ -103,6 +119,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"(?-i:\b(AIza[0-9A-Za-z_\-]{35}))(?:[^0-9A-Za-z_\-]|$)",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "npm-token",
@@ -111,6 +128,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"\b(npm_[A-Za-z0-9]{36})\b",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "pypi-token",
@@ -120,6 +138,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"(?-i:(pypi-AgE[A-Za-z0-9_\-]{50,}))",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "openai-api-key",
@@ -128,6 +147,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"(?-i:\b(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}))",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "anthropic-api-key",
@@ -136,6 +156,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"(sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_\-]{80,})",
             entropy: 3.5,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "private-key",
@@ -147,6 +168,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"(?-i:-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)(?s-u:.){0,400}?([A-Za-z0-9+/]{40,})",
             entropy: 4.0,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "jwt",
@@ -156,6 +178,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r"(?-i:\b(eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}))",
             entropy: 3.0,
             needs_digit: false,
+            assignment: false,
         },
         Builtin {
             id: "env-assignment",
@@ -165,10 +188,11 @@ pub fn builtins() -> Vec<Builtin> {
                 "KEY=", "KEY =", "TOKEN=", "TOKEN =", "SECRET=", "SECRET =", "PASSWORD=",
                 "PASSWORD =", "PASSWD=", "PWD=", "CREDENTIALS=",
             ],
-            lookbehind: 48,
-            pattern: r#"(?-i:(?:^|[^A-Za-z0-9_]|\\[nrtbf])[A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|CREDENTIALS)[A-Z0-9_]*[ \t]*=[ \t]*(?:\\?["'])?([^\s"'\\$<>{}()\[\],;`]{8,200})(?:$|[\s"'\\;,]))"#,
+            lookbehind: 0,
+            pattern: r#"^[ \t]*(?:\\?["'])?([^\s"'\\$<>{}()\[\],;`]{8,})(?:$|[\s"'\\;,])"#,
             entropy: 3.0,
             needs_digit: true,
+            assignment: true,
         },
         Builtin {
             id: "connection-string",
@@ -181,6 +205,7 @@ pub fn builtins() -> Vec<Builtin> {
             pattern: r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver):(?:\\?/){2}[^:/@\s"'\\]*:([^@/\s"'\\]{3,})@[A-Za-z0-9.\-\[\]]+"#,
             entropy: 0.0,
             needs_digit: false,
+            assignment: false,
         },
     ]
 }
