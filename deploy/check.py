@@ -11,6 +11,8 @@ and the Dockerfile (whose HEALTHCHECK command is run against the binary).
 
 Usage: deploy/check.py --bin target/release/tiergate --kubectl K --helm H
 Prints one line per check and `check: N passed, M failed`; exits 1 on any failure.
+`deploy/check.py --sync` rewrites the two copies kustomize needs inside its directory
+(base/policy.yaml from policies/default.yaml, base/prometheusrule.yaml from alerts.yml).
 """
 
 import argparse
@@ -292,7 +294,8 @@ def check_kubernetes(name, docs, facts):
         cm = find(docs, "ConfigMap", lambda d: d["metadata"]["name"] == files[policy_path][1])
         text = cm[0]["data"][files[policy_path][2]] if cm else ""
         check(text == (ROOT / "policies/default.yaml").read_text(),
-              f"{name}: the policy ConfigMap holds policies/default.yaml as it is")
+              f"{name}: the policy ConfigMap holds policies/default.yaml as it is",
+              "kustomize cannot read outside its directory: run deploy/check.py --sync")
 
     env = {}
     for ref in c.get("envFrom", []):
@@ -353,7 +356,8 @@ def check_kubernetes(name, docs, facts):
     alerts = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())
     if check(len(rules) == 1, f"{name}: one PrometheusRule"):
         check(rules[0]["spec"]["groups"] == alerts["groups"],
-              f"{name}: the PrometheusRule is deploy/prometheus/alerts.yml")
+              f"{name}: the PrometheusRule is deploy/prometheus/alerts.yml",
+              "run deploy/check.py --sync")
         promtool_rules(name, rules[0]["spec"])
     validate_crds(name, [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")])
 
@@ -501,12 +505,55 @@ def check_dockerfile(facts):
           "Dockerfile: the build is locked")
 
 
+def check_readme():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Operating tiergate", 1)[-1].split("\n## ", 1)[0]
+    rows = set(re.findall(r"^\| (Tiergate\w+) \|", section, re.M))
+    alerts = {r["alert"] for g in yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())["groups"]
+              for r in g["rules"] if "alert" in r}
+    check(rows == alerts, "README: the troubleshooting table has a row for each alert, and no other",
+          f"missing {sorted(alerts - rows)}, extra {sorted(rows - alerts)}")
+
+
+RULE_HEADER = """\
+# deploy/prometheus/alerts.yml for the Prometheus Operator: the same groups, recording
+# rules and alerts (deploy/check.py fails when the two differ; --sync rewrites this file).
+# Add the label your Prometheus's ruleSelector wants (e.g. `release: kube-prometheus-stack`)
+# in an overlay.
+"""
+
+
+def sync():
+    base = DEPLOY / "kubernetes/base"
+    (base / "policy.yaml").write_text((ROOT / "policies/default.yaml").read_text())
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(d, v):
+        return d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None)
+
+    Dumper.add_representer(str, text)
+    groups = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())["groups"]
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "tiergate"}, "spec": {"groups": groups}}
+    (base / "prometheusrule.yaml").write_text(
+        RULE_HEADER + yaml.dump(rule, Dumper=Dumper, sort_keys=False, width=100))
+    print(f"wrote {base / 'policy.yaml'} and {base / 'prometheusrule.yaml'}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", required=True)
+    ap.add_argument("--sync", action="store_true", help="rewrite the kustomize copies and exit")
+    ap.add_argument("--bin")
     ap.add_argument("--kubectl", default="kubectl")
     ap.add_argument("--helm", default="helm")
     a = ap.parse_args()
+    if a.sync:
+        sync()
+        return 0
+    if not a.bin:
+        ap.error("--bin is required")
     facts = binary_facts(a.bin)
     try:
         check_metric_names(facts)
@@ -514,6 +561,7 @@ def main():
             check_kubernetes(name, docs, facts)
         check_compose(facts)
         check_dockerfile(facts)
+        check_readme()
     finally:
         facts["gateway"].close()
     print(f"check: {results['passed']} passed, {results['failed']} failed")
