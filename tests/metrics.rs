@@ -672,21 +672,23 @@ async fn the_json_access_log_has_one_line_per_request_without_prompt_or_key() {
         local.base_url()
     );
     std::fs::write(dir.join("p.yaml"), policy).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tiergate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--policy",
-        ])
-        .arg(dir.join("p.yaml"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tiergate"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--policy",
+            ])
+            .arg(dir.join("p.yaml"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
@@ -729,8 +731,7 @@ async fn the_json_access_log_has_one_line_per_request_without_prompt_or_key() {
             lines.push(v);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = std::fs::remove_dir_all(&dir);
     let ok = &lines[0];
     assert_eq!(ok["request_id"], "req-42", "{ok}");

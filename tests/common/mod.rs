@@ -19,6 +19,16 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 type MockBody = BoxBody<Bytes, std::io::Error>;
 
+/// A child process that is killed and reaped when dropped: also when the test panics.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// What a mock upstream saw of one request.
 #[derive(Debug, Clone)]
 pub struct Received {
