@@ -18,6 +18,7 @@ Prints one line per check and `check: N passed, M failed`; exits 1 on any failur
 import argparse
 import http.server
 import json
+import os
 import re
 import shlex
 import socket
@@ -114,7 +115,7 @@ class Gateway:
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--policy", str(path)],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-            env={"TIERGATE_LOG": "info", "PATH": "/usr/bin:/bin"})
+            env=dict(os.environ, TIERGATE_LOG="info"))
         self.addr = None
         deadline = time.time() + 20
         for line in self.proc.stderr:

@@ -118,7 +118,10 @@ mod tests {
         std::fs::create_dir(&real).unwrap();
         for (name, text) in files {
             std::fs::write(real.join(name), text).unwrap();
-            let f = std::fs::File::options().write(true).open(real.join(name)).unwrap();
+            let f = std::fs::File::options()
+                .write(true)
+                .open(real.join(name))
+                .unwrap();
             f.set_modified(mtime).unwrap();
             let link = dir.join(name);
             if link.symlink_metadata().is_err() {
@@ -135,18 +138,33 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tiergate-stamp-{}", fastrand::u64(..)));
         std::fs::create_dir(&dir).unwrap();
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        kubelet_write(&dir, "..2026_01_01_00_00_00.000000001", &[("ca.pem", "one")], t);
+        kubelet_write(
+            &dir,
+            "..2026_01_01_00_00_00.000000001",
+            &[("ca.pem", "one")],
+            t,
+        );
         let path = dir.join("ca.pem");
         let before = stamp(&path).unwrap();
         assert_eq!(stamp(&path), Some(before), "a stamp is stable");
         let before = stamp(&path).unwrap();
-        kubelet_write(&dir, "..2026_01_01_00_01_00.000000002", &[("ca.pem", "two")], t);
+        kubelet_write(
+            &dir,
+            "..2026_01_01_00_01_00.000000002",
+            &[("ca.pem", "two")],
+            t,
+        );
         let after = stamp(&path).unwrap();
         assert_eq!((after.len, after.modified), (before.len, before.modified));
         assert_ne!(after, before);
         // Same bytes in a new directory: still a change (a projected volume whose other
         // file changed swaps every file's target).
-        kubelet_write(&dir, "..2026_01_01_00_02_00.000000003", &[("ca.pem", "two")], t);
+        kubelet_write(
+            &dir,
+            "..2026_01_01_00_02_00.000000003",
+            &[("ca.pem", "two")],
+            t,
+        );
         assert_ne!(stamp(&path).unwrap(), after);
         std::fs::remove_dir_all(&dir).unwrap();
     }

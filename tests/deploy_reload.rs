@@ -53,7 +53,10 @@ impl Volume {
     /// the swap itself can tell the watcher that something changed.
     fn update(&mut self, files: &[(&str, &str)]) {
         self.generation += 1;
-        let ts = format!("..2026_05_13_10_26_{:02}.{:09}", self.generation, self.generation);
+        let ts = format!(
+            "..2026_05_13_10_26_{:02}.{:09}",
+            self.generation, self.generation
+        );
         let real = self.dir.join(&ts);
         std::fs::create_dir(&real).unwrap();
         let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_778_668_000);
@@ -96,7 +99,14 @@ struct Served {
 impl Served {
     fn start(policy: &Path) -> Served {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--watch", "100ms", "--policy"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--watch",
+                "100ms",
+                "--policy",
+            ])
             .arg(policy)
             .env("TIERGATE_LOG", "info")
             .stderr(Stdio::piped())
@@ -185,12 +195,18 @@ async fn a_configmap_data_swap_is_served_though_length_and_mtime_stay() {
     cm.update(&[("policy.yaml", &new)]);
     let deadline = Instant::now() + Duration::from_secs(5);
     while gw.upstream_of_next().await != "b" {
-        assert!(Instant::now() < deadline, "the ..data swap was not picked up");
+        assert!(
+            Instant::now() < deadline,
+            "the ..data swap was not picked up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (s, body) = common::get(&format!("http://{}/readyz", gw.addr)).await;
     assert_eq!(s, 200);
-    assert_eq!(common::json(&body)["tiers"]["primitive"], serde_json::json!(["b"]));
+    assert_eq!(
+        common::json(&body)["tiers"]["primitive"],
+        serde_json::json!(["b"])
+    );
     assert_eq!(gw.log_count("policy reloaded"), 1, "one swap, one reload");
 }
 
@@ -245,7 +261,10 @@ async fn a_rotated_secret_file_named_by_the_policy_reloads_it() {
         upstream_yaml("a", &up, "{}"),
         dir.join("upstream-ca.pem").display()
     );
-    let mut vol = Volume::at(dir, &[("policy.yaml", &policy), ("upstream-ca.pem", &ca("one"))]);
+    let mut vol = Volume::at(
+        dir,
+        &[("policy.yaml", &policy), ("upstream-ca.pem", &ca("one"))],
+    );
     let gw = Served::start(&vol.path("policy.yaml"));
     assert_eq!(gw.upstream_of_next().await, "a");
     assert_eq!(gw.log_count("policy reloaded"), 0);
