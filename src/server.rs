@@ -70,7 +70,7 @@ pub async fn serve_tls(
         let app = app.clone();
         let svc = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req).await) }
+            async move { Ok::<_, Infallible>(crate::router::handle(app, req).await) }
         });
         let Some(tls) = &tls else {
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
