@@ -60,11 +60,6 @@ fn bench(c: &mut Criterion) {
         b.iter(|| scanner.scan(black_box(&dirty)))
     });
     g.bench_function("chat_small", |b| b.iter(|| scanner.scan(black_box(&small))));
-    let ids: Vec<String> = scanner.rule_ids().map(String::from).collect();
-    let none = Scanner::new(&SecretsConfig { disable: ids.clone(), ..SecretsConfig::default() }).unwrap();
-    g.bench_function("tmp_prefilter_only", |b| b.iter(|| none.scan(black_box(&clean))));
-    let no_env = Scanner::new(&SecretsConfig { disable: vec!["env-assignment".into()], ..SecretsConfig::default() }).unwrap();
-    g.bench_function("tmp_no_env", |b| b.iter(|| no_env.scan(black_box(&clean))));
     g.finish();
 }
 

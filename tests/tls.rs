@@ -2,6 +2,8 @@
 //! handshake, h2 chosen by ALPN, a certificate replaced on disk and served without a
 //! restart, and mTLS refusing a client that shows no certificate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! Who is calling: the client key from `Authorization: Bearer` or `x-api-key`, checked
 //! against the keyring; and what a key may use. Pure: headers and policy in, answer out.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -68,6 +69,20 @@ impl Denied {
         }
     }
 
+    /// The `reason` label of `tiergate_auth_failures_total` / `tiergate_team_denied_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Denied::MissingKey => "missing",
+            Denied::UnknownKey => "unknown",
+            Denied::AdminOnly => "admin",
+            Denied::Forbidden { .. } => "forbidden",
+            Denied::RateLimited { limit, .. } if limit.starts_with("tokens") => "tpm",
+            Denied::RateLimited { .. } => "rpm",
+            Denied::OverBudget { .. } => "budget",
+            Denied::StateUnavailable => "state",
+        }
+    }
+
     /// Seconds for `retry-after`, when there is one.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
@@ -100,32 +115,36 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Who a request comes from: a key, or nobody when the gateway is open.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
-    pub key: Option<&'a Key>,
+/// Who a request comes from: a key, or nobody when the gateway is open. Kept by the
+/// request until it is settled (the key's entry is shared with the policy, not copied).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub key: Option<Arc<Key>>,
 }
 
 /// The `team` label of requests that carry no key (an open gateway).
 pub const NO_TEAM: &str = "none";
 
-impl<'a> Caller<'a> {
-    pub fn team(&self) -> &'a str {
-        self.key.map_or(NO_TEAM, |k| k.entry.team.as_str())
+impl Caller {
+    pub fn team(&self) -> &str {
+        self.key.as_ref().map_or(NO_TEAM, |k| k.entry.team.as_str())
     }
 
     pub fn local_only(&self) -> bool {
-        self.key.is_some_and(|k| k.entry.local_only)
+        self.key.as_ref().is_some_and(|k| k.entry.local_only)
     }
 
     /// Whether the key may use the tier (by name).
     pub fn may_use_tier(&self, tier: &str) -> bool {
-        allowed(self.key.and_then(|k| k.entry.tiers.as_deref()), tier)
+        allowed(self.key.as_ref().and_then(|k| k.entry.tiers.as_deref()), tier)
     }
 
     /// Whether the key may reach the upstream (by name).
     pub fn may_use_upstream(&self, upstream: &str) -> bool {
-        allowed(self.key.and_then(|k| k.entry.upstreams.as_deref()), upstream)
+        allowed(
+            self.key.as_ref().and_then(|k| k.entry.upstreams.as_deref()),
+            upstream,
+        )
     }
 }
 
@@ -134,13 +153,15 @@ fn allowed(list: Option<&[String]>, name: &str) -> bool {
 }
 
 /// The caller of a model endpoint: open gateway, a known key, or 401.
-pub fn authenticate<'a>(gov: &'a Governance, headers: &HeaderMap) -> Result<Caller<'a>, Denied> {
+pub fn authenticate(gov: &Governance, headers: &HeaderMap) -> Result<Caller, Denied> {
     if gov.is_open() {
         return Ok(Caller { key: None });
     }
     let presented = presented_key(headers).ok_or(Denied::MissingKey)?;
     match gov.keyring.lookup(presented) {
-        Some(key) => Ok(Caller { key: Some(key) }),
+        Some(key) => Ok(Caller {
+            key: Some(key.clone()),
+        }),
         None => Err(Denied::UnknownKey),
     }
 }

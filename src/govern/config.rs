@@ -83,6 +83,8 @@ pub struct Team {
 #[derive(Debug, Default)]
 pub struct Governance {
     pub keyring: Keyring,
+    /// The keys file, watched with the policy.
+    pub keys_file: Option<std::path::PathBuf>,
     admin_key: Option<[u8; 32]>,
     pub access: AccessConfig,
     /// Every team named by the policy or a key, by name: the only values of the `team` label.
@@ -117,6 +119,15 @@ impl Governance {
         state: StateConfig,
         file_entries: Vec<KeyEntry>,
     ) -> Result<Self, Problem> {
+        let keys_file = Some(auth.keys_file.trim())
+            .filter(|f| !f.is_empty())
+            .map(std::path::PathBuf::from);
+        if !state.redis_url.is_empty() {
+            redis::Client::open(state.redis_url.expose()).map_err(|e| {
+                let url = super::state::redis::redacted(state.redis_url.expose());
+                problem(&["state", "redis_url"], format!("state.redis_url {url}: {e}"))
+            })?;
+        }
         let mut entries = auth.keys;
         entries.extend(file_entries);
         let keyring = Keyring::new(entries)
@@ -192,6 +203,7 @@ impl Governance {
         }
         Ok(Governance {
             keyring,
+            keys_file,
             admin_key,
             access: auth.access,
             teams: out,

@@ -3,6 +3,7 @@
 //! against every entry in constant time, so neither the key nor its hash shows in timing.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,7 @@ impl std::fmt::Debug for Key {
 /// Every configured key. Empty means the gateway is open.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
-    keys: Vec<Key>,
+    keys: Vec<Arc<Key>>,
 }
 
 /// Why a key entry was refused: the entry's position and the reason.
@@ -125,7 +126,7 @@ impl Keyring {
     /// Checks and compiles entries: plain unique names, plain teams, 64-hex hashes, limits
     /// that make sense.
     pub fn new(entries: Vec<KeyEntry>) -> Result<Self, EntryError> {
-        let mut keys: Vec<Key> = Vec::with_capacity(entries.len());
+        let mut keys: Vec<Arc<Key>> = Vec::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
             let fail = |message: &str| EntryError {
                 index,
@@ -156,7 +157,7 @@ impl Keyring {
             if entry.rpm == Some(0) || entry.tpm == Some(0) {
                 return Err(fail("rpm and tpm must be at least 1 (leave them out for none)"));
             }
-            keys.push(Key { entry, hash });
+            keys.push(Arc::new(Key { entry, hash }));
         }
         Ok(Keyring { keys })
     }
@@ -170,12 +171,12 @@ impl Keyring {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Key> {
-        self.keys.iter()
+        self.keys.iter().map(|k| &**k)
     }
 
     /// The entry whose hash is the presented key's. Every entry is compared, in constant
     /// time each, whatever matches: the time taken says nothing about which one did.
-    pub fn lookup(&self, presented: &str) -> Option<&Key> {
+    pub fn lookup(&self, presented: &str) -> Option<&Arc<Key>> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = subtle::Choice::from(0);
         let mut index = 0u64;

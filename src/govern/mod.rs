@@ -93,6 +93,25 @@ impl Governor {
         })
     }
 
+    /// The governor of a policy; a store that cannot be built (the policy checks the URL,
+    /// so only in theory) leaves counting in memory, said loudly.
+    pub fn for_policy(gov: &Governance, metrics: &crate::metrics::Metrics) -> Self {
+        let up = metrics.state_backend_up.clone();
+        match Governor::new(&gov.state, up.clone(), metrics.governance()) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!("{e}; counting limits and budgets in memory");
+                let memory = StateConfig {
+                    redis_url: crate::secret::Secret::default(),
+                    ..gov.state.clone()
+                };
+                #[allow(clippy::expect_used)]
+                Governor::new(&memory, up, metrics.governance())
+                    .expect("the in-memory store cannot fail")
+            }
+        }
+    }
+
     /// After a policy reload: a new store only when the state section changed (the
     /// connection and the local counts are kept otherwise).
     pub fn reconfigure(&self, config: &StateConfig) -> Result<(), String> {
@@ -119,8 +138,8 @@ impl Governor {
 
     /// Requests and tokens per minute of the caller's key: counts this request, or says
     /// when to come back.
-    pub async fn admit(&self, caller: Caller<'_>) -> Result<(), Denied> {
-        let Some(key) = caller.key else {
+    pub async fn admit(&self, caller: &Caller) -> Result<(), Denied> {
+        let Some(key) = &caller.key else {
             return Ok(());
         };
         let e = &key.entry;
@@ -170,10 +189,10 @@ impl Governor {
     pub async fn reserve(
         &self,
         gov: &Governance,
-        caller: Caller<'_>,
+        caller: &Caller,
         micros: i64,
     ) -> Result<Option<Reservation>, Denied> {
-        let Some(key) = caller.key else {
+        let Some(key) = &caller.key else {
             return Ok(None);
         };
         let e = &key.entry;
@@ -233,7 +252,7 @@ impl Governor {
     }
 
     /// Whether the caller's team answers an exhausted budget with a downgrade.
-    pub fn downgrades(gov: &Governance, caller: Caller<'_>) -> bool {
+    pub fn downgrades(gov: &Governance, caller: &Caller) -> bool {
         gov.teams
             .get(caller.team())
             .is_some_and(|t| t.over_budget == OverBudget::Downgrade)
@@ -244,7 +263,7 @@ impl Governor {
     pub async fn settle(
         &self,
         gov: &Governance,
-        caller: Caller<'_>,
+        caller: &Caller,
         reservation: Option<Reservation>,
         actual_micros: i64,
         tokens: u64,
@@ -252,7 +271,7 @@ impl Governor {
         let state = self.state.load();
         let now = SystemTime::now();
         let now_ms = now_ms(now);
-        if let Some(key) = caller.key
+        if let Some(key) = &caller.key
             && key.entry.tpm.is_some()
             && tokens > 0
         {

@@ -31,9 +31,9 @@ fn governor(m: &Metrics) -> Governor {
     .unwrap()
 }
 
-fn caller<'a>(g: &'a Governance, name: &str) -> Caller<'a> {
+fn caller(g: &Governance, name: &str) -> Caller {
     Caller {
-        key: g.keyring.lookup(&format!("tg-{name}")),
+        key: g.keyring.lookup(&format!("tg-{name}")).cloned(),
     }
 }
 
@@ -45,15 +45,15 @@ async fn requests_per_minute_are_enforced_per_key() {
     let m = Metrics::new();
     let gov = governor(&m);
     assert_eq!(m.state_backend_up.get(), 1);
-    gov.admit(caller(&g, "a")).await.unwrap();
-    gov.admit(caller(&g, "a")).await.unwrap();
-    let e = gov.admit(caller(&g, "a")).await.unwrap_err();
+    gov.admit(&caller(&g, "a")).await.unwrap();
+    gov.admit(&caller(&g, "a")).await.unwrap();
+    let e = gov.admit(&caller(&g, "a")).await.unwrap_err();
     assert!(matches!(e, Denied::RateLimited { limit: "requests per minute", .. }), "{e:?}");
     assert!(e.retry_after().unwrap() >= 1);
     // Another key has its own (no) limit; an open caller has none.
     for _ in 0..5 {
-        gov.admit(caller(&g, "b")).await.unwrap();
-        gov.admit(Caller { key: None }).await.unwrap();
+        gov.admit(&caller(&g, "b")).await.unwrap();
+        gov.admit(&Caller { key: None }).await.unwrap();
     }
     assert_eq!(m.team.denied.with_label_values(&["t", "rpm"]).get(), 1);
 }
@@ -65,11 +65,11 @@ async fn tokens_per_minute_count_what_requests_used() {
     let g = governance(vec![a], vec![]);
     let gov = governor(&Metrics::new());
     let c = caller(&g, "a");
-    gov.admit(c).await.unwrap();
-    gov.settle(&g, c, None, 0, 999).await;
-    gov.admit(c).await.unwrap();
-    gov.settle(&g, c, None, 0, 1).await;
-    let e = gov.admit(c).await.unwrap_err();
+    gov.admit(&c).await.unwrap();
+    gov.settle(&g, &c, None, 0, 999).await;
+    gov.admit(&c).await.unwrap();
+    gov.settle(&g, &c, None, 0, 1).await;
+    let e = gov.admit(&c).await.unwrap_err();
     assert!(matches!(e, Denied::RateLimited { limit: "tokens per minute", .. }), "{e:?}");
 }
 
@@ -89,18 +89,18 @@ async fn budgets_of_key_and_team_and_their_gauges() {
     let used = || m.team.budget_used_usd.with_label_values(&["pay"]).get();
     let left = || m.team.budget_left_usd.with_label_values(&["pay"]).get();
 
-    let r = gov.reserve(&g, caller(&g, "a"), 600_000).await.unwrap();
+    let r = gov.reserve(&g, &caller(&g, "a"), 600_000).await.unwrap();
     assert!((used() - 0.6).abs() < 1e-9 && (left() - 0.9).abs() < 1e-9);
     // It cost $0.40: settled, $0.60 of the key's dollar is left.
-    gov.settle(&g, caller(&g, "a"), r, 400_000, 10).await;
+    gov.settle(&g, &caller(&g, "a"), r, 400_000, 10).await;
     assert!((used() - 0.4).abs() < 1e-9, "{}", used());
-    let e = gov.reserve(&g, caller(&g, "a"), 700_000).await.unwrap_err();
+    let e = gov.reserve(&g, &caller(&g, "a"), 700_000).await.unwrap_err();
     assert_eq!(e, Denied::OverBudget { scope: "key" });
-    assert!(Governor::downgrades(&g, caller(&g, "a")));
+    assert!(Governor::downgrades(&g, &caller(&g, "a")));
     // Key b has no budget of its own; the team's $1.50 holds it.
-    let r = gov.reserve(&g, caller(&g, "b"), 1_000_000).await.unwrap();
+    let r = gov.reserve(&g, &caller(&g, "b"), 1_000_000).await.unwrap();
     assert!(r.as_ref().is_some_and(|r| r.micros() == 1_000_000));
-    let e = gov.reserve(&g, caller(&g, "b"), 200_000).await.unwrap_err();
+    let e = gov.reserve(&g, &caller(&g, "b"), 200_000).await.unwrap_err();
     assert_eq!(e, Denied::OverBudget { scope: "team" });
     assert!((left() - 0.1).abs() < 1e-9, "{}", left());
     // A hang-up without settlement keeps the reservation as spent.
@@ -109,7 +109,7 @@ async fn budgets_of_key_and_team_and_their_gauges() {
     assert!((used() - 1.4).abs() < 1e-9, "{}", used());
     assert_eq!(m.team.denied.with_label_values(&["pay", "budget"]).get(), 2);
     // Nobody to charge without a key.
-    assert!(gov.reserve(&g, Caller { key: None }, 5).await.unwrap().is_none());
+    assert!(gov.reserve(&g, &Caller { key: None }, 5).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -118,16 +118,16 @@ async fn reconfigure_keeps_local_counts() {
     a.rpm = Some(1);
     let g = governance(vec![a], vec![]);
     let gov = governor(&Metrics::new());
-    gov.admit(caller(&g, "a")).await.unwrap();
+    gov.admit(&caller(&g, "a")).await.unwrap();
     gov.reconfigure(&StateConfig {
         prefix: "other:".into(),
         ..StateConfig::default()
     })
     .unwrap();
     // A new prefix is a new set of counters...
-    gov.admit(caller(&g, "a")).await.unwrap();
+    gov.admit(&caller(&g, "a")).await.unwrap();
     gov.reconfigure(&StateConfig::default()).unwrap();
     // ...and the old one is still there.
-    assert!(gov.admit(caller(&g, "a")).await.is_err());
+    assert!(gov.admit(&caller(&g, "a")).await.is_err());
     assert!(!gov.is_shared());
 }

@@ -221,7 +221,7 @@ impl Scanner {
             if !crate::govern::keys::plain_name(&r.name) {
                 return Err(bad(&r.name, "names are 1-64 of A-Z a-z 0-9 - _ . @".into()));
             }
-            if rules.iter().any(|x| &*x.id == r.name) {
+            if rules.iter().any(|x| *x.id == r.name) {
                 return Err(bad(&r.name, "a rule of that name exists".into()));
             }
             let regex = Regex::new(&r.pattern).map_err(|e| bad(&r.name, e.to_string()))?;
