@@ -6,22 +6,40 @@ use crate::protocol::anthropic::{StreamEvent, Usage};
 use crate::protocol::sse::{data_of, event_name};
 use crate::translate::StreamTranslator;
 
-#[derive(Default)]
 pub struct AnthropicPassthrough {
     usage: Option<Usage>,
+    /// `message_stop` (or an `error` event) came: the stream ended as Anthropic ends one.
+    end: crate::translate::PassthroughEnd,
 }
 
 impl AnthropicPassthrough {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            usage: None,
+            end: crate::translate::PassthroughEnd {
+                ended: false,
+                format: crate::protocol::Format::Messages,
+            },
+        }
+    }
+}
+
+impl Default for AnthropicPassthrough {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl StreamTranslator for AnthropicPassthrough {
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(event);
-        if !matches!(event_name(event), Some("message_start" | "message_delta")) {
-            return;
+        match event_name(event) {
+            Some("message_start" | "message_delta") => {}
+            Some("message_stop" | "error") => {
+                self.end.ended = true;
+                return;
+            }
+            _ => return,
         }
         let Some(data) = data_of(event) else { return };
         match serde_json::from_slice::<StreamEvent>(&data) {
@@ -33,7 +51,13 @@ impl StreamTranslator for AnthropicPassthrough {
         }
     }
 
-    fn finish(&mut self, _out: &mut Vec<u8>) {}
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        self.end.finish(out)
+    }
+
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        self.end.fail(code, message, out);
+    }
 
     fn usage(&self) -> Option<crate::protocol::openai::Usage> {
         self.usage.map(Usage::to_openai)

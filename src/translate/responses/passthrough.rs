@@ -8,14 +8,21 @@ use crate::protocol::openai::{PromptDetails, Usage};
 use crate::protocol::sse::data_of;
 use crate::translate::StreamTranslator;
 
-#[derive(Default)]
 pub struct ResponsesPassthrough {
     usage: Option<Usage>,
+    /// A final event came (`response.completed`, `incomplete` or `failed`).
+    end: crate::translate::PassthroughEnd,
 }
 
 impl ResponsesPassthrough {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            usage: None,
+            end: crate::translate::PassthroughEnd {
+                ended: false,
+                format: crate::protocol::Format::Responses,
+            },
+        }
     }
 }
 
@@ -78,6 +85,12 @@ fn is_final(data: &[u8]) -> bool {
     .any(|k| head.windows(k.len()).any(|w| w == *k))
 }
 
+impl Default for ResponsesPassthrough {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl StreamTranslator for ResponsesPassthrough {
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(event);
@@ -85,6 +98,7 @@ impl StreamTranslator for ResponsesPassthrough {
         if !is_final(&data) {
             return;
         }
+        self.end.ended = true;
         if let Ok(f) = serde_json::from_slice::<Final>(&data)
             && let Some(u) = f.response.usage
         {
@@ -92,7 +106,13 @@ impl StreamTranslator for ResponsesPassthrough {
         }
     }
 
-    fn finish(&mut self, _out: &mut Vec<u8>) {}
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        self.end.finish(out)
+    }
+
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        self.end.fail(code, message, out);
+    }
 
     fn usage(&self) -> Option<Usage> {
         self.usage
