@@ -71,6 +71,7 @@ impl App {
             recent: crate::ui::Recent::default(),
             ready: AtomicBool::new(true),
         };
+        app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         let app = Arc::new(app);
         upstream::health::spawn(&app);
