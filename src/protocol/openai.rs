@@ -9,8 +9,9 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// The top-level fields of a chat or legacy completions request that routing needs.
-/// Borrowed from the body; unknown fields are skipped by the parser, not copied.
+/// The top-level fields of a request that routing needs, in any of the client formats
+/// (chat and legacy completions; Anthropic's `system`; the Responses API's `instructions`
+/// and `input`). Borrowed from the body; unknown fields are skipped by the parser, not copied.
 #[derive(Debug, Deserialize)]
 pub struct RequestHead<'a> {
     /// `Some("null")` for an explicit null: the rewrite replaces it instead of adding a
@@ -29,6 +30,12 @@ pub struct RequestHead<'a> {
     pub prompt: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub suffix: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub system: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub instructions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub input: Option<&'a RawValue>,
 }
 
 /// A field that is present, null included (plain `Option` would read null as absent).
