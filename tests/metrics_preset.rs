@@ -44,7 +44,10 @@ fn queried_families() -> BTreeSet<String> {
     exprs(&dashboard, &mut all);
     let from_dashboard = all.len();
     exprs(&rules, &mut all);
-    assert!(from_dashboard > 10 && all.len() > from_dashboard + 5, "{all:?}");
+    assert!(
+        from_dashboard > 10 && all.len() > from_dashboard + 5,
+        "{all:?}"
+    );
     let name = regex::Regex::new(r"\btiergate_[a-z0-9_]+").unwrap();
     all.iter()
         .flat_map(|e| name.find_iter(e).map(|m| m.as_str().to_string()))
@@ -115,7 +118,10 @@ fn missing(text: &str, tiers: &[&str], upstreams: &[&str]) -> Vec<String> {
                 continue;
             }
             for n in names {
-                if !s.iter().any(|(l, _)| l.get(label).map(String::as_str) == Some(n)) {
+                if !s
+                    .iter()
+                    .any(|(l, _)| l.get(label).map(String::as_str) == Some(n))
+                {
                     out.push(format!("{family}: no sample for {label}={n}"));
                 }
             }
@@ -144,11 +150,18 @@ fn policy(extra_upstream: bool) -> String {
 #[tokio::test]
 async fn every_queried_family_is_exported_at_zero_from_the_start_and_after_a_reload() {
     let families = queried_families();
-    assert!(families.contains("tiergate_cached_input_tokens_total"), "{families:?}");
+    assert!(
+        families.contains("tiergate_cached_input_tokens_total"),
+        "{families:?}"
+    );
     let gw = Gateway::start(&policy(false)).await;
     let text = metrics_text(&gw).await;
     let gaps = missing(&text, &["primitive", "architecture"], &["local", "openai"]);
-    assert!(gaps.is_empty(), "a fresh gateway lacks:\n{}", gaps.join("\n"));
+    assert!(
+        gaps.is_empty(),
+        "a fresh gateway lacks:\n{}",
+        gaps.join("\n")
+    );
     // Nothing was served: every counter and histogram count is zero.
     for (family, s) in samples(&text) {
         if family.ends_with("_total") || family.ends_with("_seconds") {
@@ -159,7 +172,9 @@ async fn every_queried_family_is_exported_at_zero_from_the_start_and_after_a_rel
     }
     // The hedge counter is there for the tier's next upstream too.
     assert!(
-        text.contains(r#"tiergate_hedges_total{outcome="won",tier="primitive",upstream="openai"} 0"#),
+        text.contains(
+            r#"tiergate_hedges_total{outcome="won",tier="primitive",upstream="openai"} 0"#
+        ),
         "{text}"
     );
 
