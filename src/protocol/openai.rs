@@ -294,6 +294,39 @@ mod tests {
                 }
             }
 
+            /// Objects whose known fields hold values of any type (a string `stream`, a
+            /// number `messages`, a null `model`...): an error or a head, never a panic, and
+            /// the routing input built from what parsed is an error or a conversation.
+            #[test]
+            fn wrong_field_types_are_errors_never_panics(
+                fields in proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("model"), Just("stream"), Just("stream_options"), Just("messages"),
+                        Just("tools"), Just("prompt"), Just("suffix"), Just("system"),
+                        Just("input"), Just("instructions"),
+                    ],
+                    value(),
+                    0..8,
+                ),
+            ) {
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                let body = Bytes::from(serde_json::to_vec(&obj).unwrap());
+                if let Ok(head) = RequestHead::parse(&body) {
+                    let _ = head.model_name();
+                    let _ = head.wants_stream_usage();
+                    let out = rewrite_body(&body, &head, "m", true);
+                    prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+                    if let Some(m) = head.messages {
+                        let _ = crate::routing::Conversation::from_openai(m, head.tools);
+                        let _ = crate::routing::Conversation::from_anthropic(head.system, m, head.tools);
+                    }
+                    if let Some(i) = head.input {
+                        let _ = crate::routing::Conversation::from_responses(head.instructions, i, head.tools);
+                    }
+                }
+            }
+
             /// Any object: the rewrite is valid JSON with the new model, usage asked for when
             /// forced, and every other field as it was.
             #[test]
