@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod quality;
 pub mod reload;
 pub mod routing;
 pub mod secret;

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// upstream, outcome (up | down)
     pub health_checks: IntCounterVec,
+    /// tier, upstream, check, result (pass | fail)
+    pub answer_checks: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -282,6 +284,12 @@ impl Metrics {
                 "tiergate_health_checks_total",
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
+            ),
+            answer_checks: counter(
+                &r,
+                "tiergate_answer_checks_total",
+                "Answer checks (truncated, syntax, tool_calls, page, empty) by result.",
+                &["tier", "upstream", "check", "result"],
             ),
             registry: r,
         }
