@@ -246,3 +246,51 @@ fn hand_made_good_and_bad_answers() {
     assert_eq!(labels(&r)[0], "fail", "{r:?}");
     assert_eq!(labels(&r)[1], "fail", "{r:?}");
 }
+
+/// Code answers of the real Qwen2.5-Coder-0.5B to probe tasks (tests/fixtures/quality/qwen-probe,
+/// saved by `tiergate probe --save` at max_tokens 1024).
+#[test]
+fn captured_qwen_code_answers() {
+    use tiergate::quality::probe::SUITE;
+    let prompt = |name: &str| SUITE.iter().find(|t| t.name == name).unwrap().prompt;
+    let cases = [
+        // A CSS keyframe animation of an empty canvas: no script at all.
+        (
+            "canvas-physics",
+            "stop",
+            ["pass", "pass", "skip", "fail", "pass"],
+        ),
+        (
+            "canvas-pendulum",
+            "stop",
+            ["pass", "pass", "skip", "pass", "pass"],
+        ),
+        // 1024 tokens of tests, cut inside a string literal.
+        (
+            "function-with-tests",
+            "length",
+            ["fail", "fail", "skip", "skip", "pass"],
+        ),
+        (
+            "sql-query",
+            "stop",
+            ["pass", "skip", "skip", "skip", "pass"],
+        ),
+        (
+            "css-layout",
+            "stop",
+            ["pass", "pass", "skip", "pass", "pass"],
+        ),
+        ("js-chunk", "stop", ["pass", "pass", "skip", "skip", "pass"]),
+    ];
+    for (name, finish, want) in cases {
+        let text = String::from_utf8(fixture(&format!("qwen-probe/{name}.md"))).unwrap();
+        let r = run(prompt(name), None, &Answer::text(&text, Some(finish)));
+        println!(
+            "{name:20} {:?} {:?}",
+            labels(&r),
+            r.failed().map(|c| r.get(c).clone()).collect::<Vec<_>>()
+        );
+        assert_eq!(labels(&r), want, "{name}: {r:?}");
+    }
+}

@@ -2,3 +2,4 @@
 //! signals of retries and overrides (`feedback`), and the `tiergate probe` suite (`probe`).
 
 pub mod checks;
+pub mod probe;

@@ -30,6 +30,11 @@ static SINGLE: LazyLock<Option<Regex>> = LazyLock::new(|| {
         r"(?i)(single[- ]file|one file|single html|one html|self[- ]contained|stand-?alone|zero[- ]dependenc|no (external )?(dependenc|librar|framework|cdn)|without (any )?(external )?(dependenc|librar|framework)|inline (css|js|javascript|script|style)|in one file|a single page)",
     )
 });
+static NO_SCRIPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(no|without( any)?|css only|css-only)\s*(javascript|js|scripts?)\b|\binline css only\b",
+    )
+});
 static CANVAS: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"(?i)\bcanvas\b"));
 static SCRIPTED: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(
@@ -55,7 +60,7 @@ pub fn asks_page(task: &str) -> Option<PageAsk> {
     }
     Some(PageAsk {
         canvas: is(&CANVAS, task),
-        script: is(&SCRIPTED, task),
+        script: is(&CANVAS, task) || is(&SCRIPTED, task) && !is(&NO_SCRIPT, task),
     })
 }
 
