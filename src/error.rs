@@ -1,8 +1,10 @@
-//! Every error a client can get, and the one place where errors become responses.
+//! Every error a client can get, where it came from, and the one place where an error
+//! becomes a response (`GatewayError::response`), in the client's wire format.
 
-use http::StatusCode;
+use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::protocol::error::to_json;
+use crate::http::{Body, HEADER_TIER, header_value, json};
+use crate::protocol::Format;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -37,23 +39,49 @@ pub enum GatewayError {
     },
     #[error("Unknown request URL: {0}")]
     NotFound(String),
-    #[error("Method {0} is not allowed on this URL.")]
-    MethodNotAllowed(String),
+    #[error("Method {method} is not allowed on this URL; allowed: {allow}.")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("The request was not received within {0:?}.")]
     RequestTimeout(std::time::Duration),
+    /// A fault of tiergate's own (a body it could not encode): never the client's.
+    #[error("tiergate failed to handle the request: {0}")]
+    Internal(String),
+}
+
+/// Where an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The request itself: bad JSON, a missing field, an unknown URL.
+    Client,
+    /// The policy refused it: no such model or tier, no upstream left.
+    Policy,
+    /// The upstreams failed it.
+    Upstream,
+    /// tiergate itself.
+    Gateway,
 }
 
 /// A handler's error, with the tier the request was routed to when it got that far: the
 /// error response then carries `x-tiergate-tier` like every routed response.
 #[derive(Debug)]
-pub struct Refused {
+pub struct ErrorReply {
     pub error: GatewayError,
     pub tier: Option<String>,
 }
 
-impl From<GatewayError> for Refused {
+impl From<GatewayError> for ErrorReply {
     fn from(error: GatewayError) -> Self {
-        Refused { error, tier: None }
+        ErrorReply { error, tier: None }
+    }
+}
+
+impl ErrorReply {
+    pub fn response(&self, format: Format) -> Response<Body> {
+        let mut resp = self.error.response(format);
+        if let Some(t) = &self.tier {
+            resp.headers_mut().insert(HEADER_TIER, header_value(t));
+        }
+        resp
     }
 }
 
@@ -65,7 +93,7 @@ pub enum UpstreamFailure {
     RateLimited,
     ServerError,
     Saturated,
-    /// Broke off before its first event.
+    /// Broke off its answer (before a stream's first event, or a whole body midway).
     Broken,
     /// Skipped: circuit open or health check failing.
     Unavailable,
@@ -95,10 +123,11 @@ impl GatewayError {
             | InvalidField { .. }
             | BodyRead(_)
             | TierNotFound(_) => StatusCode::BAD_REQUEST,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ModelNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
-            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             NoUpstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamFailed { kind, .. } => match kind {
                 UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -144,9 +173,39 @@ impl GatewayError {
                 | UpstreamFailure::Broken => "upstream_error",
             },
             NotFound(_) => "unknown_url",
-            MethodNotAllowed(_) => "method_not_allowed",
+            MethodNotAllowed { .. } => "method_not_allowed",
             RequestTimeout(_) => "request_timeout",
+            Internal(_) => "internal_error",
         }
+    }
+
+    /// The low-cardinality label of the error in metrics and logs (its code).
+    pub fn label(&self) -> &'static str {
+        self.code()
+    }
+
+    pub fn source(&self) -> Source {
+        use GatewayError::*;
+        match self {
+            InvalidJson(_) | MissingField(_) | InvalidField { .. } | BodyTooLarge(_)
+            | BodyRead(_) | NotFound(_) | MethodNotAllowed { .. } | RequestTimeout(_) => {
+                Source::Client
+            }
+            ModelNotFound(_) | TierNotFound(_) | NoUpstream(_) => Source::Policy,
+            UpstreamFailed { .. } => Source::Upstream,
+            Internal(_) => Source::Gateway,
+        }
+    }
+
+    /// Whether the client may send the same request again and hope for another outcome.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::UpstreamFailed { .. }
+                | GatewayError::NoUpstream(_)
+                | GatewayError::RequestTimeout(_)
+                | GatewayError::Internal(_)
+        )
     }
 
     pub fn param(&self) -> Option<&'static str> {
@@ -158,14 +217,29 @@ impl GatewayError {
         }
     }
 
-    /// The OpenAI-shaped JSON body.
-    pub fn body(&self) -> Vec<u8> {
-        to_json(
+    /// The body in `format` (OpenAI's error body; Anthropic's on /v1/messages*).
+    pub fn body(&self, format: Format) -> Vec<u8> {
+        format.error_body(
+            self.status().as_u16(),
             &self.to_string(),
             self.kind(),
             self.param(),
             Some(self.code()),
         )
+    }
+
+    /// The one place where an error becomes a response.
+    pub fn response(&self, format: Format) -> Response<Body> {
+        let mut resp = json(self.status(), self.body(format));
+        let h = resp.headers_mut();
+        if let GatewayError::MethodNotAllowed { allow, .. } = self {
+            h.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        h.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if self.retryable() { "true" } else { "false" }),
+        );
+        resp
     }
 }
 
@@ -176,12 +250,25 @@ mod tests {
     #[test]
     fn errors_are_openai_shaped() {
         let e = GatewayError::ModelNotFound("gpt-9".into());
-        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::Chat)).unwrap();
         assert_eq!(e.status(), 404);
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "model");
         assert!(v["error"]["message"].as_str().unwrap().contains("gpt-9"));
+    }
+
+    #[test]
+    fn method_not_allowed_says_what_is() {
+        let e = GatewayError::MethodNotAllowed {
+            method: "GET".into(),
+            allow: "POST",
+        };
+        let r = e.response(Format::Messages);
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers()["allow"], "POST");
+        assert_eq!(e.source(), Source::Client);
+        assert!(!e.retryable());
     }
 
     #[test]

@@ -31,26 +31,141 @@ pub fn reload_logged(app: &App, path: Option<&Path>, why: &str) {
     }
 }
 
-/// The file's modification time and length: what the watcher compares.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+/// What the watcher compares for one file. Kubernetes updates a mounted ConfigMap or Secret
+/// by pointing a `..data` symlink at a new directory, so the file may keep its length and
+/// modification time: where the links lead, the inode and a hash of the content tell.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    target: PathBuf,
+    inode: (u64, u64),
+    len: u64,
+    modified: Option<SystemTime>,
+    hash: u64,
 }
 
-/// Reloads `path` whenever its modification time or length changes (polled every `every`).
-/// Ends when the app is gone.
+fn stamp(path: &Path) -> Option<Stamp> {
+    let target = std::fs::canonicalize(path).ok()?;
+    let bytes = std::fs::read(&target).ok()?;
+    let m = std::fs::metadata(&target).ok()?;
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&bytes, &mut h);
+    Some(Stamp {
+        inode: inode(&m),
+        len: m.len(),
+        modified: m.modified().ok(),
+        hash: std::hash::Hasher::finish(&h),
+        target,
+    })
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+/// The policy file, then the files the running policy names (upstream CA bundles, often
+/// mounted from a Secret): a change in any of them reloads.
+fn stamps(app: &App, path: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
+    let rt = app.runtime.load();
+    let named = rt.policy.upstreams.iter().filter_map(|u| u.ca_file.clone());
+    std::iter::once(path.to_path_buf())
+        .chain(named)
+        .map(|p| {
+            let s = stamp(&p);
+            (p, s)
+        })
+        .collect()
+}
+
+/// Reloads `path` whenever it or a file it names changes (polled every `every`). Ends when
+/// the app is gone.
 pub fn watch(app: &Arc<App>, path: PathBuf, every: Duration) {
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
-        let mut seen = stamp(&path);
+        let mut seen = match weak.upgrade() {
+            Some(app) => stamps(&app, &path),
+            None => return,
+        };
         loop {
             tokio::time::sleep(every).await;
             let Some(app) = weak.upgrade() else { return };
-            let now = stamp(&path);
-            if now.is_some() && now != seen {
-                seen = now;
+            let now = stamps(&app, &path);
+            // A policy that is missing for a moment (mid-swap) is not a change.
+            if now.first().is_some_and(|(_, s)| s.is_some()) && now != seen {
                 reload_logged(&app, Some(&path), "file changed");
+                // A new policy may name other files: their first look counts as seen.
+                seen = stamps(&app, &path);
             }
         }
     });
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// Lays `files` out as the kubelet does: `..TS/name`, `..data -> ..TS`, `name -> ..data/name`.
+    fn kubelet_write(dir: &Path, ts: &str, files: &[(&str, &str)], mtime: SystemTime) {
+        let real = dir.join(ts);
+        std::fs::create_dir(&real).unwrap();
+        for (name, text) in files {
+            std::fs::write(real.join(name), text).unwrap();
+            let f = std::fs::File::options()
+                .write(true)
+                .open(real.join(name))
+                .unwrap();
+            f.set_modified(mtime).unwrap();
+            let link = dir.join(name);
+            if link.symlink_metadata().is_err() {
+                symlink(Path::new("..data").join(name), link).unwrap();
+            }
+        }
+        let tmp = dir.join("..data_tmp");
+        symlink(ts, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    }
+
+    #[test]
+    fn a_data_swap_with_the_same_length_and_mtime_is_a_change() {
+        let dir = std::env::temp_dir().join(format!("tiergate-stamp-{}", fastrand::u64(..)));
+        std::fs::create_dir(&dir).unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        kubelet_write(
+            &dir,
+            "..2026_01_01_00_00_00.000000001",
+            &[("ca.pem", "one")],
+            t,
+        );
+        let path = dir.join("ca.pem");
+        let before = stamp(&path).unwrap();
+        assert_eq!(stamp(&path), Some(before), "a stamp is stable");
+        let before = stamp(&path).unwrap();
+        kubelet_write(
+            &dir,
+            "..2026_01_01_00_01_00.000000002",
+            &[("ca.pem", "two")],
+            t,
+        );
+        let after = stamp(&path).unwrap();
+        assert_eq!((after.len, after.modified), (before.len, before.modified));
+        assert_ne!(after, before);
+        // Same bytes in a new directory: still a change (a projected volume whose other
+        // file changed swaps every file's target).
+        kubelet_write(
+            &dir,
+            "..2026_01_01_00_02_00.000000003",
+            &[("ca.pem", "two")],
+            t,
+        );
+        assert_ne!(stamp(&path).unwrap(), after);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

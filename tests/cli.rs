@@ -7,36 +7,18 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tiergate");
 
-fn write_policy(text: &str) -> tempfile_lite::TempFile {
-    tempfile_lite::TempFile::new(text)
-}
-
-mod tempfile_lite {
-    /// A file in the system temp dir, removed on drop.
-    pub struct TempFile(pub std::path::PathBuf);
-    impl TempFile {
-        pub fn new(text: &str) -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "tiergate-test-{}-{}.yaml",
-                std::process::id(),
-                fastrand::u64(..)
-            ));
-            std::fs::write(&path, text).unwrap();
-            TempFile(path)
-        }
-    }
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
+/// A policy file, removed on drop.
+fn write_policy(text: &str) -> tempfile::TempPath {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f.into_temp_path()
 }
 
 fn check(text: &str) -> (bool, String, String) {
     let f = write_policy(text);
     let out = Command::new(BIN)
         .args(["check", "--policy"])
-        .arg(&f.0)
+        .arg(&f)
         .output()
         .unwrap();
     (

@@ -251,18 +251,23 @@ async fn a_client_that_hangs_up_before_the_answer_closes_the_upstream_connection
     let url = gw.url("/v1/chat/completions");
     let fut = post(&url, chat("primitive", "hi"), &[]);
     let _ = tokio::time::timeout(Duration::from_millis(300), fut).await; // client gives up
-    // The gateway must drop its upstream request: its concurrency slot comes back.
+    assert_eq!(a.requests().len(), 1, "the upstream never saw the request");
+    // The gateway must drop its upstream request: its connection closes and its
+    // concurrency slot comes back.
     for _ in 0..50 {
-        if gw.app.runtime.load().upstreams[0]
+        let slot_back = gw.app.runtime.load().upstreams[0]
             .permits
             .available_permits()
-            == 256
-        {
+            == 256;
+        if slot_back && a.connections_closed() == 1 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the upstream request was not dropped after the client hung up");
+    panic!(
+        "the upstream request was not dropped after the client hung up ({} connections closed)",
+        a.connections_closed()
+    );
 }
 
 #[tokio::test]

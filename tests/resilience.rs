@@ -461,5 +461,5 @@ async fn a_slow_client_is_cut_off_and_a_slow_body_gets_408() {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf);
-    assert!(!text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
 }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,8 @@ fn chromium() -> PathBuf {
     );
 }
 
-/// Chromium with its own profile; killed (and the profile removed) when dropped.
+/// Chromium with its own profile, in a process group of its own; killed with all its
+/// processes (and the profile removed) when dropped.
 struct Browser {
     child: Child,
     profile: PathBuf,
@@ -44,6 +46,10 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The group's id is the browser's pid, not reused until the browser is reaped below.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
@@ -75,6 +81,7 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -40,8 +40,9 @@ pub struct Upstream {
     pub default_max_tokens: u64,
     pub repair: bool,
     pub escalate_unrepaired_tool_calls: bool,
-    /// `/v1/responses` is passed through (else translated to chat completions).
-    pub responses_api: bool,
+    /// Whether the upstream speaks the Responses API, when the policy says; otherwise its
+    /// provider decides (`provider::openai::speaks_responses`).
+    pub responses_api: Option<bool>,
     /// Why routing skips this upstream, if it does (missing key, disabled, unsupported kind).
     pub disabled: Option<String>,
     pub max_queue: usize,
@@ -114,13 +115,6 @@ impl Policy {
     }
 }
 
-/// Whether the base URL is OpenAI's own API (which speaks the Responses API).
-fn is_openai_api(base_url: &str) -> bool {
-    base_url
-        .parse::<http::Uri>()
-        .is_ok_and(|u| u.host() == Some("api.openai.com"))
-}
-
 pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy, ConfigError> {
     let err = |path: &[&str], msg: String| {
         let (line, column) = locate(text, path);
@@ -186,14 +180,10 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             Some("enabled: false in the policy".to_string())
         } else if u.key_required && u.api_key.is_empty() {
             Some("no API key (set its environment variable)".to_string())
-        } else if u.kind == UpstreamKind::Anthropic && !crate::upstream::ANTHROPIC_SUPPORTED {
-            Some("kind anthropic is not supported by this build yet".to_string())
         } else {
             None
         };
-        let responses_api = u
-            .responses_api
-            .unwrap_or(u.kind == UpstreamKind::Openai && is_openai_api(&base_url));
+        let responses_api = u.responses_api;
         upstreams.push(Upstream {
             name: u.name,
             kind: u.kind,

@@ -2,7 +2,10 @@
 
 pub mod anthropic;
 pub mod error;
+pub mod format;
 pub mod openai;
 pub mod openai_chat;
 pub mod scan;
 pub mod sse;
+
+pub use format::Format;

@@ -9,8 +9,9 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// The top-level fields of a chat or legacy completions request that routing needs.
-/// Borrowed from the body; unknown fields are skipped by the parser, not copied.
+/// The top-level fields of a request that routing needs, in any of the client formats
+/// (chat and legacy completions; Anthropic's `system`; the Responses API's `instructions`
+/// and `input`). Borrowed from the body; unknown fields are skipped by the parser, not copied.
 #[derive(Debug, Deserialize)]
 pub struct RequestHead<'a> {
     /// `Some("null")` for an explicit null: the rewrite replaces it instead of adding a
@@ -29,6 +30,12 @@ pub struct RequestHead<'a> {
     pub prompt: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub suffix: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub system: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub instructions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub input: Option<&'a RawValue>,
 }
 
 /// A field that is present, null included (plain `Option` would read null as absent).
@@ -284,6 +291,39 @@ mod tests {
                     let _ = head.model_name();
                     let _ = head.wants_stream_usage();
                     let _ = rewrite_body(&body, &head, "m", true);
+                }
+            }
+
+            /// Objects whose known fields hold values of any type (a string `stream`, a
+            /// number `messages`, a null `model`...): an error or a head, never a panic, and
+            /// the routing input built from what parsed is an error or a conversation.
+            #[test]
+            fn wrong_field_types_are_errors_never_panics(
+                fields in proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("model"), Just("stream"), Just("stream_options"), Just("messages"),
+                        Just("tools"), Just("prompt"), Just("suffix"), Just("system"),
+                        Just("input"), Just("instructions"),
+                    ],
+                    value(),
+                    0..8,
+                ),
+            ) {
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                let body = Bytes::from(serde_json::to_vec(&obj).unwrap());
+                if let Ok(head) = RequestHead::parse(&body) {
+                    let _ = head.model_name();
+                    let _ = head.wants_stream_usage();
+                    let out = rewrite_body(&body, &head, "m", true);
+                    prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+                    if let Some(m) = head.messages {
+                        let _ = crate::routing::Conversation::from_openai(m, head.tools);
+                        let _ = crate::routing::Conversation::from_anthropic(head.system, m, head.tools);
+                    }
+                    if let Some(i) = head.input {
+                        let _ = crate::routing::Conversation::from_responses(head.instructions, i, head.tools);
+                    }
                 }
             }
 

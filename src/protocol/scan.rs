@@ -160,3 +160,79 @@ mod tests {
         ));
     }
 }
+
+static ANTHROPIC_TEXT_KEYS: [Key; 3] = [
+    Key::new(b"\"text\""),
+    Key::new(b"\"partial_json\""),
+    Key::new(b"\"thinking\""),
+];
+static DELTA: Key = Key::new(b"\"delta\"");
+
+/// Bytes of generated text in one whole SSE event of an upstream that speaks `format`: the
+/// one measure of output behind time to first token and the token estimate on every path.
+pub fn event_text_len(format: crate::protocol::Format, event: &[u8]) -> usize {
+    use crate::protocol::Format;
+    use crate::protocol::sse::{data_of, event_name};
+    let name = event_name(event);
+    let keys: &[Key] = match format {
+        Format::Chat | Format::Completions => &TEXT_KEYS,
+        Format::Messages | Format::CountTokens if name == Some("content_block_delta") => {
+            &ANTHROPIC_TEXT_KEYS
+        }
+        Format::Responses if name.is_some_and(|n| n.ends_with(".delta")) => {
+            std::slice::from_ref(&DELTA)
+        }
+        _ => return 0,
+    };
+    let Some(data) = data_of(event) else { return 0 };
+    keys.iter()
+        .flat_map(|k| string_values(&data, k))
+        .map(|r| r.len())
+        .sum()
+}
+
+static RESPONSES_TEXT_KEYS: [Key; 2] = [Key::new(b"\"text\""), Key::new(b"\"arguments\"")];
+
+/// Bytes of generated text in a whole answer of an upstream that speaks `format`, measured
+/// as `event_text_len` measures a stream's events.
+pub fn body_text_len(format: crate::protocol::Format, body: &[u8]) -> usize {
+    use crate::protocol::Format;
+    let keys: &[Key] = match format {
+        Format::Chat | Format::Completions => &TEXT_KEYS,
+        Format::Messages | Format::CountTokens => &ANTHROPIC_TEXT_KEYS,
+        Format::Responses => &RESPONSES_TEXT_KEYS,
+    };
+    keys.iter()
+        .flat_map(|k| string_values(body, k))
+        .map(|r| r.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod event_text_tests {
+    use super::event_text_len;
+    use crate::protocol::Format;
+
+    #[test]
+    fn text_is_measured_alike_in_every_format() {
+        let chat = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n";
+        let anthropic = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
+        let responses = b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hello\"}\n\n";
+        assert_eq!(event_text_len(Format::Chat, chat), 5);
+        assert_eq!(event_text_len(Format::Messages, anthropic), 5);
+        assert_eq!(event_text_len(Format::Responses, responses), 5);
+        let start = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"content\":[]}}\n\n";
+        assert_eq!(event_text_len(Format::Messages, start), 0);
+    }
+
+    #[test]
+    fn whole_answers_are_measured_like_streams() {
+        use super::body_text_len;
+        let chat = br#"{"choices":[{"message":{"content":"abc","tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#;
+        assert_eq!(body_text_len(Format::Chat, chat), 5);
+        let msg = br#"{"content":[{"type":"text","text":"Hello"}],"usage":{"input_tokens":1}}"#;
+        assert_eq!(body_text_len(Format::Messages, msg), 5);
+        let resp = br#"{"output":[{"content":[{"type":"output_text","text":"Hello"}]}]}"#;
+        assert_eq!(body_text_len(Format::Responses, resp), 5);
+    }
+}

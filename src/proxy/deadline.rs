@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::describe;
-use crate::app::BoxError;
+use crate::http::BoxError;
 
 /// Why an upstream body ended early.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,16 @@ impl StreamFault {
             StreamFault::Total(_) => "total_timeout",
             StreamFault::Broken(_) => "broken",
             StreamFault::Truncated => "truncated",
+        }
+    }
+
+    /// The `code` of the error event that ends the client's stream.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StreamFault::Idle(_) => "upstream_idle_timeout",
+            StreamFault::Total(_) => "upstream_timeout",
+            StreamFault::Broken(_) => "upstream_stream_broken",
+            StreamFault::Truncated => "upstream_stream_truncated",
         }
     }
 }
@@ -221,33 +231,14 @@ impl Body for Deadline {
 
 use std::future::Future;
 
-/// The SSE event that ends a broken stream, in OpenAI's error shape.
-pub fn error_event(e: &(dyn std::error::Error + 'static)) -> Bytes {
-    let (reason, message) = match e.downcast_ref::<StreamFault>() {
-        Some(f) => (f.reason(), f.to_string()),
+/// Why a stream ended early: its metric label, the error event's `code`, and a message.
+pub fn fault_of(e: &(dyn std::error::Error + 'static)) -> (&'static str, &'static str, String) {
+    match e.downcast_ref::<StreamFault>() {
+        Some(f) => (f.reason(), f.code(), f.to_string()),
         None => (
             "broken",
+            "upstream_stream_broken",
             format!("the upstream broke off its response: {e}"),
         ),
-    };
-    let code = match reason {
-        "idle_timeout" => "upstream_idle_timeout",
-        "total_timeout" => "upstream_timeout",
-        _ => "upstream_stream_broken",
-    };
-    let mut out = b"data: ".to_vec();
-    out.extend(crate::protocol::error::to_json(
-        &message,
-        "server_error",
-        None,
-        Some(code),
-    ));
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
-}
-
-/// The metric label of an error that ended a stream.
-pub fn reason_of(e: &(dyn std::error::Error + 'static)) -> &'static str {
-    e.downcast_ref::<StreamFault>()
-        .map_or("broken", StreamFault::reason)
+    }
 }

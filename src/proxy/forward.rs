@@ -30,14 +30,19 @@ use tokio::time::Instant;
 
 use super::deadline::{Deadline, StreamFault};
 use super::describe;
-use crate::app::{App, Body, Runtime};
+use crate::app::App;
 use crate::config::Upstream;
 use crate::error::{GatewayError, UpstreamFailure};
+use crate::http::Body;
 use crate::metrics::InFlight;
-use crate::routing::Decision;
-use crate::upstream::UpstreamRuntime;
+pub use crate::provider::Outgoing;
 use crate::upstream::breaker::Admit;
-use crate::upstream::health::note;
+use crate::upstream::{Runtime, UpstreamRuntime};
+
+/// Counts and logs a circuit change.
+fn note(app: &App, upstream: &str, t: Option<crate::upstream::state::Transition>) {
+    crate::upstream::health::note(&app.metrics, &app.runtime.load(), upstream, t);
+}
 
 /// A response head from an upstream, with the permit that holds its concurrency slot.
 pub struct Forwarded {
@@ -49,38 +54,6 @@ pub struct Forwarded {
     pub in_flight: Option<InFlight>,
     /// When the first attempt was sent.
     pub first_sent: std::time::Instant,
-}
-
-/// One attempt's request: where it goes, its body, and the headers of its wire format
-/// (authentication is added by `forward`).
-pub struct Outgoing {
-    pub uri: http::Uri,
-    pub body: Bytes,
-    pub headers: Vec<(http::HeaderName, HeaderValue)>,
-}
-
-/// The upstreams to try, in order.
-pub fn candidates(rt: &Runtime, d: &Decision) -> Vec<usize> {
-    match d.upstream {
-        Some(u) if rt.policy.upstreams[u].is_enabled() => vec![u],
-        Some(_) => Vec::new(),
-        None => rt.policy.route(d.tier).collect(),
-    }
-}
-
-pub async fn forward(
-    app: &App,
-    rt: &Runtime,
-    decision: &Decision,
-    request_id: &str,
-    serves: impl Fn(&Upstream) -> bool,
-    prepare: impl Fn(&Upstream, &UpstreamRuntime) -> Outgoing,
-) -> Result<Forwarded, GatewayError> {
-    let order: Vec<usize> = candidates(rt, decision)
-        .into_iter()
-        .filter(|&u| serves(&rt.policy.upstreams[u]))
-        .collect();
-    forward_to(app, rt, decision.tier, &order, request_id, prepare).await
 }
 
 type Failure = (UpstreamFailure, String);

@@ -13,30 +13,34 @@ use http::{Response, header};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::Endpoint;
 use super::forward::{self, Forwarded};
 use super::stream::Batch;
-use crate::app::{App, Body, BoxError, Runtime, full};
+use crate::app::App;
 use crate::config::Upstream;
 use crate::error::GatewayError;
+use crate::http::{Body, BoxError, full, is_sse};
 use crate::local::{self, Outcome, StreamFix, ToolOffer};
 use crate::protocol::sse::SseSplitter;
-use crate::routing::Decision;
-use crate::upstream::UpstreamRuntime;
+use crate::upstream::{Runtime, UpstreamRuntime};
 
 const ESCALATION_REASON: &str = "unrepaired_tool_call";
 
-/// Applies normalisation and repair to the answer in `fwd` when its upstream asks for it,
-/// escalating an unrepairable tool call where the policy allows. Other answers pass as they
-/// are. (The arguments are the proxy's own, passed on to `forward_to` when escalating.)
-#[allow(clippy::too_many_arguments)]
+/// Where `settle` may escalate to: the request's tier and the upstreams it was planned for.
+pub struct Route<'a> {
+    pub tier: usize,
+    pub order: &'a [usize],
+    pub request_id: &'a str,
+}
+
+/// Applies normalisation and repair to a chat-shaped answer in `fwd` when its upstream asks
+/// for it, escalating an unrepairable tool call where the policy allows. Other answers pass
+/// as they are. `chat_request` is the chat body the upstream got (None for legacy
+/// completions, which offer no tools).
 pub async fn settle(
     app: &Arc<App>,
     rt: &Runtime,
-    decision: &Decision,
-    endpoint: Endpoint,
-    request_id: &str,
-    request: &Bytes,
+    route: Route<'_>,
+    chat_request: Option<&Bytes>,
     fwd: Forwarded,
     prepare: impl Fn(&Upstream, &UpstreamRuntime) -> forward::Outgoing,
 ) -> Result<Forwarded, GatewayError> {
@@ -44,11 +48,9 @@ pub async fn settle(
     if !up.repair {
         return Ok(fwd);
     }
-    let offer = match endpoint {
-        Endpoint::Chat => ToolOffer::from_request(request),
-        Endpoint::Completions => None,
-    };
-    let rest = rest_of_route(rt, decision, fwd.upstream);
+    let offer = chat_request.and_then(|r| ToolOffer::from_request(r));
+    let rest = rest_of_route(route.order, fwd.upstream);
+    let (decision_tier, request_id) = (route.tier, route.request_id);
     let judge_first = up.escalate_unrepaired_tool_calls
         && offer.is_some()
         && !rest.is_empty()
@@ -62,7 +64,7 @@ pub async fn settle(
     if !matches!(outcome, Some(Outcome::Failed(_))) {
         return Ok(fixed);
     }
-    match forward::forward_to(app, rt, decision.tier, &rest, request_id, prepare).await {
+    match forward::forward_to(app, rt, decision_tier, &rest, request_id, prepare).await {
         Ok(next) => {
             let to = &rt.policy.upstreams[next.upstream];
             app.metrics
@@ -85,24 +87,16 @@ pub async fn settle(
 }
 
 /// The upstreams of the route that come after `upstream`.
-fn rest_of_route(rt: &Runtime, decision: &Decision, upstream: usize) -> Vec<usize> {
-    let order = forward::candidates(rt, decision);
+fn rest_of_route(order: &[usize], upstream: usize) -> Vec<usize> {
     order
         .iter()
         .position(|&u| u == upstream)
         .map_or_else(Vec::new, |i| order[i + 1..].to_vec())
 }
 
-fn is_sse(resp: &Response<Body>) -> bool {
-    resp.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"))
-}
-
 /// Wraps the answer's body in the fixes: streams event by event, whole bodies at once.
 async fn fix(app: &Arc<App>, up: &Upstream, offer: Option<ToolOffer>, fwd: Forwarded) -> Forwarded {
-    if is_sse(&fwd.response) {
+    if is_sse(fwd.response.headers()) {
         let (parts, body) = fwd.response.into_parts();
         let fixing = FixingStream {
             inner: body,
@@ -129,25 +123,14 @@ async fn read_and_fix(
     offer: Option<&ToolOffer>,
     fwd: Forwarded,
 ) -> (Forwarded, Option<Outcome>) {
-    let sse = is_sse(&fwd.response);
+    let sse = is_sse(fwd.response.headers());
     let (mut parts, body) = fwd.response.into_parts();
-    let left = up.timeouts.total.saturating_sub(fwd.first_sent.elapsed());
-    let bytes = match tokio::time::timeout(left, body.collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) => {
+    let bytes = match super::respond::collect(body, up, fwd.first_sent, "").await {
+        Ok(b) => b,
+        Err(e) => {
             return (
                 Forwarded {
-                    response: Response::from_parts(parts, broken(e)),
-                    ..fwd
-                },
-                None,
-            );
-        }
-        Err(_) => {
-            let e = format!("{} did not finish within {:?}", up.name, up.timeouts.total);
-            return (
-                Forwarded {
-                    response: Response::from_parts(parts, broken(e.into())),
+                    response: Response::from_parts(parts, broken(detail(e).into())),
                     ..fwd
                 },
                 None,
@@ -183,6 +166,14 @@ async fn read_and_fix(
         },
         outcome,
     )
+}
+
+/// What went wrong with the upstream, without the tier-level framing.
+fn detail(e: GatewayError) -> String {
+    match e {
+        GatewayError::UpstreamFailed { detail, .. } => detail,
+        other => other.to_string(),
+    }
 }
 
 fn broken(e: BoxError) -> Body {

@@ -1,254 +1,210 @@
-//! The leaf of the request's way for OpenAI-format endpoints: read and parse the body,
-//! decide the tier, forward with fallback, and hand back the response with its accounting.
+//! The one lifecycle every model request goes through, whatever its wire format (chat,
+//! completions, Messages, count_tokens, Responses), in this order:
+//!
+//! 1. **snapshot**: `Origin` takes the policy the whole request will use, its id, the client.
+//! 2. **read and parse** in the client's format (`parse`): body limits, the fields routing
+//!    needs, the conversation the classifier reads.
+//! 3. **decide** the tier (`routing::decide`): header, model name, or the classifier.
+//! 4. **plan** the upstreams (`plan`): the route's upstreams in order, how each serves the
+//!    format (`provider::Way`), the translations they need, made once.
+//! 5. **forward** (`forward`): breaker and health skip, spill-over, retries, fallback; then
+//!    `local` repairs a local server's chat-shaped answer, or escalates it.
+//! 6. **meter**: the `Ledger` opens; from here the request is recorded whatever happens.
+//! 7. **render** (`respond`): the provider's adapter turns the answer into the client's
+//!    format, whole or streamed chunk by chunk (`stream`, `translated`).
+//!
+//! An error at any step becomes a response in the client's format in one place
+//! (`GatewayError::response`), counted by `Origin::conclude` when no ledger recorded it.
 
-pub mod anthropic;
 mod deadline;
 mod forward;
 mod local;
+mod parse;
+mod plan;
 pub mod record;
-pub mod responses;
+mod respond;
 mod stream;
 mod translated;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
-use http_body_util::{BodyExt, Limited};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::app::{App, Body, HEADER_REASON, HEADER_TIER, HEADER_UPSTREAM, full};
-use crate::config::{Upstream, UpstreamKind};
-use crate::error::{GatewayError, Refused, UpstreamFailure};
-use crate::protocol::openai::{RequestHead, rewrite_body, usage_of_body};
-use crate::routing::{Conversation, decide};
+use crate::app::App;
+use crate::config::Upstream;
+use crate::error::GatewayError;
+use crate::http::{Body, json, tag};
+use crate::protocol::Format;
+use crate::protocol::anthropic::MessagesRequest;
+use crate::provider::{self, ClientRequest, Outgoing, Reply, Way};
+use crate::routing::{Decision, decide};
+use crate::translate::count_tokens;
+use crate::translate::responses::response::Envelope;
 use crate::ui::Note;
 use crate::upstream::UpstreamRuntime;
-use record::{End, Ledger, Origin, Progress};
-use stream::MeteredStream;
+use parse::{ClientHeaders, Parsed, read_body};
+use plan::Plan;
+use record::{Ledger, Origin, Progress};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Completions,
-}
-
-impl Endpoint {
-    pub fn label(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chat_completions",
-            Endpoint::Completions => "completions",
-        }
-    }
-
-    fn uri(self, up: &UpstreamRuntime) -> &http::Uri {
-        match self {
-            Endpoint::Chat => &up.chat_uri,
-            Endpoint::Completions => &up.completions_uri,
-        }
-    }
-}
-
-/// Reads the whole request body, refusing more than `max_body_bytes` and a client slower
-/// than `limits.body_read_timeout`.
-pub async fn read_body(
-    body: Incoming,
-    server: &crate::config::schema::ServerConfig,
-) -> Result<Bytes, GatewayError> {
-    let (limit, within) = (server.max_body_bytes, server.limits.body_read_timeout);
-    let Ok(read) = tokio::time::timeout(within, Limited::new(body, limit).collect()).await else {
-        return Err(GatewayError::RequestTimeout(within));
-    };
-    match read {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::BodyTooLarge(limit))
-        }
-        Err(e) => Err(GatewayError::BodyRead(e.to_string())),
-    }
-}
-
-/// The conversation the classifier sees, for `auto` only.
-fn conversation<'a>(
-    head: &RequestHead<'a>,
-    endpoint: Endpoint,
-) -> Result<Conversation<'a>, GatewayError> {
-    match endpoint {
-        Endpoint::Chat => {
-            let messages = head
-                .messages
-                .ok_or(GatewayError::MissingField("messages"))?;
-            Conversation::from_openai(messages, head.tools).map_err(|e| {
-                GatewayError::InvalidField {
-                    param: "messages",
-                    message: e.to_string(),
-                }
-            })
-        }
-        Endpoint::Completions => {
-            let prompt = head
-                .prompt
-                .map(|p| serde_json::from_str::<std::borrow::Cow<'a, str>>(p.get()));
-            let prompt = match prompt {
-                Some(Ok(p)) => p,
-                // An array of prompts or token ids: classify on its raw text.
-                Some(Err(_)) => head.prompt.map_or("".into(), |p| p.get().into()),
-                None => "".into(),
-            };
-            let fim = head.suffix.is_some_and(|s| s.get() != "null");
-            Ok(Conversation::from_prompt(prompt, fim))
-        }
-    }
-}
-
-/// Serves one OpenAI-format request; a request that ends in the gateway's own error is
-/// counted and logged by `Origin::conclude` (one that reached an upstream by its `Ledger`).
-pub async fn openai(
+/// Serves one model request in `format`; never fails: an error is a response too.
+pub async fn serve(
     app: &Arc<App>,
     req: Request<Incoming>,
-    endpoint: Endpoint,
+    format: Format,
     request_id: &str,
-) -> Result<Response<Body>, Refused> {
-    let serve = async |origin: &Origin, req, progress: &mut Progress| {
-        serve(origin, req, endpoint, progress).await
-    };
-    Origin::run(app, req, request_id, endpoint.label(), serve).await
+) -> Response<Body> {
+    let origin = Origin::new(app, req.headers(), request_id, format);
+    let mut progress = Progress::new(app);
+    let result = lifecycle(&origin, req, &mut progress).await;
+    match origin.conclude(result, &progress) {
+        Ok(resp) => resp,
+        Err(reply) => {
+            if reply.error.status().is_client_error() {
+                tracing::debug!(request_id, code = reply.error.code(), "rejected: {}", reply.error);
+            }
+            reply.response(format)
+        }
+    }
 }
 
-async fn serve(
+async fn lifecycle(
     origin: &Origin,
     req: Request<Incoming>,
-    endpoint: Endpoint,
     progress: &mut Progress,
 ) -> Result<Response<Body>, GatewayError> {
-    let (app, rt, request_id) = (&origin.app, &origin.rt, origin.request_id.as_str());
-    let betas = anthropic::client_betas(req.headers());
-    let header_tier = header_tier(req.headers());
+    let (app, rt, format) = (&origin.app, &origin.rt, origin.format);
+    let request_id = origin.request_id.as_str();
+
+    // 2. Read and parse.
+    let client = ClientHeaders::of(format, req.headers());
     let body = read_body(req.into_body(), &rt.policy.server).await?;
-    let head = RequestHead::parse(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
-    let model = head
-        .model_name()
-        .ok_or(GatewayError::MissingField("model"))?;
-    match endpoint {
-        Endpoint::Chat if head.messages.is_none() => {
-            return Err(GatewayError::MissingField("messages"));
-        }
-        Endpoint::Completions if head.prompt.is_none() => {
-            return Err(GatewayError::MissingField("prompt"));
-        }
-        _ => {}
-    }
-    let (target, reason) = decide::target(&rt.policy, &model, header_tier.as_deref())?;
-    let decision = decide::decide(&rt.policy, target, reason, || conversation(&head, endpoint))?;
+    let parsed = Parsed::parse(format, &body)?;
+
+    // 3. Decide.
+    let (target, reason) = decide::target(&rt.policy, &parsed.model, client.tier.as_deref())?;
+    let decision = decide::decide(&rt.policy, target, reason, || parsed.conversation())?;
     let tier_name = progress.routed(origin, &decision);
 
-    // Anthropic upstreams get a translated body (chat only; legacy completions skip them).
-    let to_anthropic = match endpoint {
-        Endpoint::Chat => anthropic::chat_translation(rt, &decision, &body)?,
-        Endpoint::Completions => None,
+    // 4. Plan.
+    let plan = Plan::new(rt, &decision, format, &body)?;
+    let sent = plan.sent();
+    if format == Format::CountTokens && sent.is_empty() {
+        return estimate_tokens(origin, progress, &decision, &body);
+    }
+    let stream = parsed.stream();
+    let request = ClientRequest {
+        format,
+        body: &body,
+        head: &parsed.head,
+        // Ask for usage in every chat stream; what the client did not ask for is stripped.
+        force_usage: stream && !parsed.head.wants_stream_usage(),
+        anthropic_headers: &client.anthropic,
+        betas: client.betas.as_deref(),
     };
-    let stream = head.is_stream();
-    // Ask for usage in every stream; what the client did not ask for is stripped again.
-    let force_usage = stream && !head.wants_stream_usage();
+    let prepare = |up: &Upstream, run: &UpstreamRuntime| outgoing(up, run, &request, &plan);
+
+    // 5. Forward.
     let before_upstream = origin.started.elapsed();
-    let prepare = |up: &Upstream, run: &UpstreamRuntime| match (up.kind, &to_anthropic) {
-        (UpstreamKind::Anthropic, Some(req)) => {
-            anthropic::chat_outgoing(req, betas.as_deref(), up, run)
+    let fwd = match forward::forward_to(app, rt, decision.tier, &sent, request_id, &prepare).await
+    {
+        Ok(fwd) => fwd,
+        Err(e) if format == Format::CountTokens => {
+            tracing::debug!(request_id, "count_tokens: no upstream counted ({e}); estimating");
+            return estimate_tokens(origin, progress, &decision, &body);
         }
-        _ => forward::Outgoing {
-            uri: endpoint.uri(run).clone(),
-            body: rewrite_body(&body, &head, &up.model, force_usage),
-            headers: Vec::new(),
-        },
+        Err(e) => return Err(e),
     };
-    let serves = |up: &Upstream| up.kind == UpstreamKind::Openai || to_anthropic.is_some();
-    let fwd = forward::forward(app, rt, &decision, request_id, serves, &prepare).await?;
-    // Real local servers: OpenAI's shape, tool calls repaired (or escalated).
-    let fwd = local::settle(
-        app, rt, &decision, endpoint, request_id, &body, fwd, &prepare,
-    )
-    .await?;
-    let mut fwd = fwd;
-    let head_received = Instant::now();
+    let way = provider::way(format, &rt.policy.upstreams[fwd.upstream]);
+    let chat_request = match (way, format) {
+        (Way::Native, Format::Chat) => Some(&body),
+        (Way::ViaChat, _) => plan.translations.chat.as_ref(),
+        _ => None,
+    };
+    let chat_shaped =
+        way == Way::ViaChat || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
+    let mut fwd = if chat_shaped {
+        let route = local::Route {
+            tier: decision.tier,
+            order: &sent,
+            request_id,
+        };
+        local::settle(app, rt, route, chat_request, fwd, &prepare).await?
+    } else {
+        fwd
+    };
+
+    // 6. Meter.
     let up = &rt.policy.upstreams[fwd.upstream];
-    let mut ledger = Ledger {
+    let way = provider::way(format, up);
+    let reply = Reply {
+        format,
+        wants_usage: parsed.head.wants_stream_usage(),
+        forced_usage: request.force_usage,
+        envelope: (format == Format::Responses).then(|| {
+            Envelope::new(
+                fastrand::u64(..),
+                provider::now_secs(),
+                &up.model,
+                plan.translations.namespaces.clone(),
+            )
+        }),
+    };
+    let adapter = provider::adapter(up, way, reply);
+    let ledger = Ledger {
         stream,
         overhead: before_upstream,
-        prompt_bytes: record::prompt_len(&head),
+        prompt_bytes: parsed.prompt_bytes(),
         in_flight: progress.in_flight.take(),
-        note: Note::of(&rt.policy, &decision, || conversation(&head, endpoint).ok()),
+        bills: adapter.bills,
+        note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
-    // From here on the ledger records the request, whatever happens.
     progress.recorded = true;
-    if up.kind == UpstreamKind::Anthropic {
-        let adapter = anthropic::chat_adapter(head.wants_stream_usage());
-        let resp = translated::respond(fwd, up, tier_name, ledger, adapter).await?;
-        return Ok(tag(resp, tier_name, &up.name, decision.reason));
-    }
-    let (parts, upstream_body) = fwd.response.into_parts();
 
-    let mut resp = Response::builder().status(parts.status);
-    for (name, value) in parts.headers.iter() {
-        if passes_through(name) {
-            resp = resp.header(name, value);
-        }
-    }
-    let is_sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let out_body = if stream && is_sse {
-        ledger.overhead += head_received.elapsed();
-        full_stream(MeteredStream::new(
-            upstream_body,
-            ledger,
-            fwd.permit,
-            force_usage,
-        ))
-    } else {
-        let left = up.timeouts.total.saturating_sub(fwd.first_sent.elapsed());
-        let bytes = match tokio::time::timeout(left, upstream_body.collect()).await {
-            Ok(Ok(c)) => c.to_bytes(),
-            Ok(Err(e)) => {
-                ledger.finish(None, 0, None, End::Broken);
-                return Err(upstream_failed(
-                    tier_name,
-                    UpstreamFailure::Connect,
-                    format!("{} broke off its response: {e}", up.name),
-                ));
-            }
-            Err(_) => {
-                ledger.finish(None, 0, None, End::Broken);
-                return Err(upstream_failed(
-                    tier_name,
-                    UpstreamFailure::Timeout,
-                    format!("{} did not finish within {:?}", up.name, up.timeouts.total),
-                ));
-            }
-        };
-        drop(fwd.permit);
-        let upstream_done = Instant::now();
-        let usage = if parts.status.is_success() {
-            usage_of_body(&bytes)
-        } else {
-            None
-        };
-        let text = if usage.is_none() {
-            record::output_text_len(&bytes)
-        } else {
-            0
-        };
-        ledger.overhead += upstream_done.elapsed();
-        ledger.finish(usage, text, None, End::Complete);
-        full(bytes)
+    // 7. Render.
+    let answered_in = match way {
+        Way::ViaChat => Format::Chat,
+        Way::ViaMessages => Format::Messages,
+        Way::Native | Way::Estimate | Way::Unserved => format,
     };
-    let resp = resp
-        .body(out_body)
-        .map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+    let resp = respond::respond(fwd, up, tier_name, ledger, adapter, answered_in).await?;
     Ok(tag(resp, tier_name, &up.name, decision.reason))
+}
+
+/// One attempt's request to `up` as the plan serves it.
+fn outgoing(up: &Upstream, run: &UpstreamRuntime, request: &ClientRequest<'_>, plan: &Plan) -> Outgoing {
+    let way = provider::way(request.format, up);
+    provider::outgoing(up, &run.uris, way, request, &plan.translations).unwrap_or_else(|| {
+        // Not reached: the plan sends only the upstreams whose way it can serve.
+        Outgoing {
+            uri: run.uris.native(request.format).clone(),
+            body: request.body.clone(),
+            headers: Vec::new(),
+        }
+    })
+}
+
+/// A token count tiergate answers itself, for routes whose upstreams cannot count.
+fn estimate_tokens(
+    origin: &Origin,
+    progress: &mut Progress,
+    decision: &Decision,
+    body: &[u8],
+) -> Result<Response<Body>, GatewayError> {
+    let req: MessagesRequest =
+        serde_json::from_slice(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+    let n = count_tokens::estimate(&req);
+    origin.answered_here(decision.tier, 200, "estimate");
+    progress.recorded = true;
+    let mut resp = json(
+        StatusCode::OK,
+        serde_json::json!({ "input_tokens": n }).to_string(),
+    );
+    resp.headers_mut()
+        .insert("x-tiergate-estimate", HeaderValue::from_static("true"));
+    let tier = origin.rt.policy.tiers[decision.tier].name.as_str();
+    Ok(tag(resp, tier, "estimate", decision.reason))
 }
 
 /// An error's chain of causes, on one line (never headers, so never a key).
@@ -261,54 +217,4 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         src = s.source();
     }
     out
-}
-
-/// The tier the client names in `x-tiergate-tier`, if any.
-fn header_tier(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get(HEADER_TIER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// Adds the headers every proxied response carries (`App::handle` adds the request id).
-fn tag(
-    mut resp: Response<Body>,
-    tier: &str,
-    upstream: &str,
-    reason: &'static str,
-) -> Response<Body> {
-    let h = resp.headers_mut();
-    h.insert(HEADER_TIER, header_value(tier));
-    h.insert(HEADER_UPSTREAM, header_value(upstream));
-    h.insert(HEADER_REASON, HeaderValue::from_static(reason));
-    resp
-}
-
-fn full_stream(s: MeteredStream) -> Body {
-    BodyExt::boxed_unsync(s)
-}
-
-fn upstream_failed(tier: &str, kind: UpstreamFailure, detail: String) -> GatewayError {
-    GatewayError::UpstreamFailed {
-        tier: tier.to_string(),
-        detail,
-        kind,
-    }
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-}
-
-/// Upstream response headers the client gets: the content type and the provider's own
-/// informative headers; never hop-by-hop or length headers (the body may be re-framed).
-fn passes_through(name: &header::HeaderName) -> bool {
-    let n = name.as_str();
-    n == "content-type"
-        || n == "cache-control"
-        || n == "retry-after"
-        || n.starts_with("x-ratelimit-")
-        || n.starts_with("openai-")
-        || n.starts_with("anthropic-")
 }

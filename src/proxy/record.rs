@@ -4,21 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use http::{HeaderMap, Request, Response};
-use hyper::body::Incoming;
+use http::HeaderMap;
 
 use super::forward::Forwarded;
-use crate::app::{App, Body, Runtime};
+use crate::app::App;
 use crate::clients;
 use crate::config::Price;
-use crate::error::{GatewayError, Refused};
+use crate::error::{ErrorReply, GatewayError};
 use crate::metrics::{InFlight, NONE, status_class};
-use crate::protocol::openai::{RequestHead, Usage};
+use crate::protocol::Format;
+use crate::protocol::openai::Usage;
 use crate::routing::Decision;
 use crate::ui::{Entry, Note};
+use crate::upstream::Runtime;
 
 /// How a response ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +59,8 @@ pub struct Ledger {
     /// The request's and the upstream's in-flight gauges, lowered when the ledger is done.
     pub in_flight: Option<InFlight>,
     pub upstream_in_flight: Option<InFlight>,
+    /// Whether the answer is generated text that bills (a token count does not).
+    pub bills: bool,
     /// Score and reasons of the decision, for the live page's recent decisions.
     pub note: Note,
 }
@@ -71,67 +71,8 @@ pub fn estimate_tokens(bytes: usize) -> u64 {
     bytes.div_ceil(4) as u64
 }
 
-/// Bytes of generated text in a chat or legacy completions body or stream chunk: content,
-/// reasoning, tool-call arguments, legacy `text`. Raw JSON lengths, so escapes count as
-/// written; good enough for an estimate, and free of allocation.
-pub fn output_text_len(json: &[u8]) -> usize {
-    #[derive(Deserialize)]
-    struct Doc<'a> {
-        #[serde(borrow, default)]
-        choices: Vec<Choice<'a>>,
-    }
-    #[derive(Deserialize)]
-    struct Choice<'a> {
-        #[serde(borrow, default)]
-        delta: Option<Message<'a>>,
-        #[serde(borrow, default)]
-        message: Option<Message<'a>>,
-        #[serde(borrow, default)]
-        text: Option<&'a RawValue>,
-    }
-    #[derive(Deserialize)]
-    struct Message<'a> {
-        #[serde(borrow, default)]
-        content: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        reasoning_content: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        tool_calls: Option<&'a RawValue>,
-    }
-    fn len(v: Option<&RawValue>) -> usize {
-        match v.map(RawValue::get) {
-            None | Some("null") => 0,
-            Some(s) if s.starts_with('"') => s.len().saturating_sub(2),
-            Some(s) => s.len(),
-        }
-    }
-    let Ok(doc) = serde_json::from_slice::<Doc<'_>>(json) else {
-        return 0;
-    };
-    doc.choices
-        .iter()
-        .map(|c| {
-            let m = |m: &Option<Message<'_>>| {
-                m.as_ref().map_or(0, |m| {
-                    len(m.content) + len(m.reasoning_content) + len(m.tool_calls)
-                })
-            };
-            m(&c.delta) + m(&c.message) + len(c.text)
-        })
-        .sum()
-}
-
-/// Bytes of what the model reads: messages and tools, or prompt and suffix.
-pub fn prompt_len(head: &RequestHead<'_>) -> usize {
-    [head.messages, head.tools, head.prompt, head.suffix]
-        .iter()
-        .flatten()
-        .map(|r| r.get().len())
-        .sum()
-}
-
 impl Ledger {
-    /// Records everything about the request. `output_text_bytes` (see `output_text_len`)
+    /// Records everything about the request. `output_text_bytes` (see `protocol::scan`)
     /// feeds the estimate when `usage` is None. An upstream answer that is not a success and
     /// reports no usage counts no tokens: providers do not bill refused requests.
     pub fn finish(
@@ -150,6 +91,7 @@ impl Ledger {
         let status = if end == End::Broken { 502 } else { self.status };
 
         let (usage, source) = match usage {
+            _ if !self.bills => (Usage::default(), "none"),
             Some(u) => (u, "reported"),
             None if !(200..300).contains(&self.status) => (Usage::default(), "none"),
             None => (
@@ -249,6 +191,25 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Counts and logs a stream that broke after its first byte, and tells the breaker;
+    /// returns the error event's code and message.
+    pub fn broken(&self, e: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
+        let (reason, code, message) = super::deadline::fault_of(e);
+        let p = &self.rt.policy;
+        let (up, run) = (&p.upstreams[self.upstream], &self.rt.upstreams[self.upstream]);
+        self.app
+            .metrics
+            .stream_errors
+            .with_label_values(&[p.tiers[self.tier].name.as_str(), &up.name, reason])
+            .inc();
+        tracing::warn!(request_id = %self.request_id, upstream = %up.name, reason, "upstream stream broke: {e}");
+        let t = run.state.record(&up.breaker, false, false);
+        crate::upstream::health::note(&self.app.metrics, &self.rt, &up.name, t);
+        (code, message)
+    }
+}
+
 /// How far a request got, for recording it when it fails.
 pub struct Progress {
     /// Moves into the ledger once an upstream answers.
@@ -261,6 +222,7 @@ pub struct Progress {
 
 impl Progress {
     /// Notes the tier `decision` chose and counts the decision; returns the tier's name.
+    /// (The same request is never routed twice.)
     pub fn routed<'r>(&mut self, origin: &'r Origin, decision: &Decision) -> &'r str {
         self.tier = Some(decision.tier);
         let tier = origin.rt.policy.tiers[decision.tier].name.as_str();
@@ -288,6 +250,7 @@ pub struct Origin {
     pub app: Arc<App>,
     pub rt: Arc<Runtime>,
     pub request_id: String,
+    pub format: Format,
     pub endpoint: &'static str,
     pub client: &'static str,
     pub started: Instant,
@@ -295,39 +258,16 @@ pub struct Origin {
 
 impl Origin {
     /// Takes the policy snapshot the whole request will use.
-    pub fn new(
-        app: &Arc<App>,
-        headers: &HeaderMap,
-        request_id: &str,
-        endpoint: &'static str,
-    ) -> Self {
+    pub fn new(app: &Arc<App>, headers: &HeaderMap, request_id: &str, format: Format) -> Self {
         Origin {
             app: app.clone(),
             rt: app.runtime.load_full(),
             request_id: request_id.to_string(),
-            endpoint,
+            format,
+            endpoint: format.label(),
             client: clients::kind(headers),
             started: Instant::now(),
         }
-    }
-
-    /// Runs a handler's `serve` from the request's origin, keeping its progress, and
-    /// concludes it (see `conclude`).
-    pub async fn run(
-        app: &Arc<App>,
-        req: Request<Incoming>,
-        request_id: &str,
-        endpoint: &'static str,
-        serve: impl AsyncFnOnce(
-            &Origin,
-            Request<Incoming>,
-            &mut Progress,
-        ) -> Result<Response<Body>, GatewayError>,
-    ) -> Result<Response<Body>, Refused> {
-        let origin = Origin::new(app, req.headers(), request_id, endpoint);
-        let mut progress = Progress::new(app);
-        let result = serve(&origin, req, &mut progress).await;
-        origin.conclude(result, &progress)
     }
 
     /// The end of a handler. An error no ledger recorded (the gateway's own: bad input, no
@@ -336,14 +276,36 @@ impl Origin {
         &self,
         result: Result<T, GatewayError>,
         progress: &Progress,
-    ) -> Result<T, Refused> {
+    ) -> Result<T, ErrorReply> {
         result.map_err(|error| {
             if !progress.recorded {
                 self.rejected(progress.tier, &error);
             }
             let tier = progress.tier.map(|t| self.rt.policy.tiers[t].name.clone());
-            Refused { error, tier }
+            ErrorReply { error, tier }
         })
+    }
+
+    /// Records a request tiergate answered itself, on purpose, without an upstream (a token
+    /// count estimated): counted under upstream `none`, with an access-log line.
+    pub fn answered_here(&self, tier: usize, status: u16, what: &'static str) {
+        let tier = self.rt.policy.tiers[tier].name.as_str();
+        self.app
+            .metrics
+            .requests
+            .with_label_values(&[self.endpoint, tier, NONE, status_class(status), self.client])
+            .inc();
+        tracing::info!(
+            target: "tiergate::access",
+            request_id = %self.request_id,
+            endpoint = self.endpoint,
+            client = self.client,
+            tier,
+            upstream = NONE,
+            status,
+            answered = what,
+            duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
+        );
     }
 
     /// Records a request that got an error from the gateway itself (bad input, no upstream,
@@ -392,6 +354,7 @@ impl Ledger {
             prompt_bytes: 0,
             in_flight: None,
             upstream_in_flight: fwd.in_flight.take(),
+            bills: true,
             note: Note::default(),
         }
     }
@@ -468,35 +431,5 @@ mod tests {
         );
     }
 
-    #[test]
-    fn output_text_is_measured_in_chunks_and_bodies() {
-        assert_eq!(
-            output_text_len(br#"{"choices":[{"index":0,"delta":{"content":"Hello"}}]}"#),
-            5
-        );
-        assert_eq!(
-            output_text_len(br#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#),
-            0
-        );
-        assert_eq!(
-            output_text_len(br#"{"choices":[{"message":{"content":"abc","tool_calls":[1]}}]}"#),
-            6
-        );
-        assert_eq!(
-            output_text_len(br#"{"choices":[{"text":"xy"},{"text":"z"}]}"#),
-            3
-        );
-        assert_eq!(
-            output_text_len(br#"{"choices":[],"usage":{"prompt_tokens":1}}"#),
-            0
-        );
-        assert_eq!(output_text_len(b"[DONE]"), 0);
-    }
 
-    #[test]
-    fn prompt_len_counts_messages_and_tools() {
-        let body = br#"{"model":"auto","messages":[1,2],"tools":[3],"temperature":1}"#;
-        let head = RequestHead::parse(body).unwrap();
-        assert_eq!(prompt_len(&head), "[1,2]".len() + "[3]".len());
-    }
 }

@@ -15,7 +15,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::deadline;
 use super::record::{End, Ledger};
-use crate::app::{Body as UpstreamBody, BoxError};
+use crate::http::{Body as UpstreamBody, BoxError};
+use crate::protocol::Format;
 use crate::protocol::openai::{Usage, usage_of_chunk};
 use crate::protocol::scan;
 use crate::protocol::sse::{SseSplitter, data_of};
@@ -58,27 +59,15 @@ impl Meter {
 }
 
 impl Meter {
-    /// Counts and logs a stream that broke after its first byte, and tells the breaker.
-    fn broken(&mut self, e: &(dyn std::error::Error + 'static)) {
-        if let Some(l) = &self.ledger {
-            let (up, run) = (
-                &l.rt.policy.upstreams[l.upstream],
-                &l.rt.upstreams[l.upstream],
-            );
-            let reason = deadline::reason_of(e);
-            l.app
-                .metrics
-                .stream_errors
-                .with_label_values(&[l.rt.policy.tiers[l.tier].name.as_str(), &up.name, reason])
-                .inc();
-            tracing::warn!(request_id = %l.request_id, upstream = %up.name, reason, "stream ended with an error event: {e}");
-            crate::upstream::health::note(
-                &l.app,
-                &up.name,
-                run.state.record(&up.breaker, false, false),
-            );
-        }
+    /// Records a stream that broke after its first byte; returns the client's error event
+    /// (chat and completions share OpenAI's error chunk).
+    fn broken(&mut self, e: &(dyn std::error::Error + 'static)) -> Bytes {
+        let (code, message) = match &self.ledger {
+            Some(l) => l.broken(e),
+            None => ("upstream_stream_broken", e.to_string()),
+        };
         self.finish(End::Broken);
+        Bytes::from(Format::Chat.stream_error(code, &message))
     }
 }
 
@@ -204,16 +193,14 @@ impl Body for MeteredStream {
                         this.meter.finish(End::Complete);
                     } else {
                         let e = deadline::StreamFault::Truncated;
-                        this.batch.push(deadline::error_event(&e));
-                        this.meter.broken(&e);
+                        this.batch.push(this.meter.broken(&e));
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
                     // Never a cut stream: drop the unfinished event, end with an error event.
                     *this.done = true;
                     let _ = this.splitter.take_rest();
-                    this.batch.push(deadline::error_event(&*e));
-                    this.meter.broken(&*e);
+                    this.batch.push(this.meter.broken(&*e));
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     progressed = true;

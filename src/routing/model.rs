@@ -130,6 +130,7 @@ impl Model {
         let a = self.calibration.a;
         let dense: Vec<f64> = d
             .values
+            .as_slice()
             .iter()
             .zip(&self.dense_w)
             .map(|(x, w)| a * f64::from(x * w))
@@ -205,7 +206,7 @@ impl Example {
         });
         Example {
             hashed,
-            dense: d.values,
+            dense: d.values.0,
             label: if architecture { 1.0 } else { 0.0 },
             weight: 1.0,
         }

@@ -9,6 +9,8 @@ use crate::translate::StreamTranslator;
 #[derive(Default)]
 pub struct AnthropicPassthrough {
     usage: Option<Usage>,
+    /// `message_stop` (or an `error` event) came: the stream ended as Anthropic ends one.
+    ended: bool,
 }
 
 impl AnthropicPassthrough {
@@ -20,8 +22,13 @@ impl AnthropicPassthrough {
 impl StreamTranslator for AnthropicPassthrough {
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(event);
-        if !matches!(event_name(event), Some("message_start" | "message_delta")) {
-            return;
+        match event_name(event) {
+            Some("message_start" | "message_delta") => {}
+            Some("message_stop" | "error") => {
+                self.ended = true;
+                return;
+            }
+            _ => return,
         }
         let Some(data) = data_of(event) else { return };
         match serde_json::from_slice::<StreamEvent>(&data) {
@@ -33,7 +40,24 @@ impl StreamTranslator for AnthropicPassthrough {
         }
     }
 
-    fn finish(&mut self, _out: &mut Vec<u8>) {}
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        if !self.ended {
+            self.fail(
+                "upstream_stream_truncated",
+                "the upstream stream ended before the message was complete",
+                out,
+            );
+            return false;
+        }
+        true
+    }
+
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        if !self.ended {
+            out.extend(crate::protocol::Format::Messages.stream_error(code, message));
+            self.ended = true;
+        }
+    }
 
     fn usage(&self) -> Option<crate::protocol::openai::Usage> {
         self.usage.map(Usage::to_openai)

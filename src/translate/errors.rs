@@ -84,20 +84,7 @@ pub fn anthropic_stream_error_to_openai(e: &ErrorDetail) -> Vec<u8> {
 }
 
 /// Anthropic's error `type` for an HTTP status.
-pub fn anthropic_type_for_status(status: u16) -> &'static str {
-    match status {
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        504 => "timeout_error",
-        s if s >= 500 => "api_error",
-        _ => "invalid_request_error",
-    }
-}
+pub use crate::protocol::format::anthropic_type as anthropic_type_for_status;
 
 /// OpenAI's body (`{"error":{...}}`), or the flat `{"message":...}` of vLLM and llama.cpp.
 #[derive(Deserialize)]

@@ -13,8 +13,8 @@
 //! upstreams that cannot count).
 //!
 //! What is translated is translated completely; what has no equivalent is either dropped on
-//! purpose (listed in each module's doc) or refused with a `Refused`, which becomes an
-//! OpenAI-shaped 400 naming the field. Never half.
+//! purpose (listed in each module's doc) or refused as `Untranslatable`, which becomes a
+//! 400 naming the field. Never half.
 
 pub mod anthropic_passthrough;
 pub mod chat_via_anthropic;
@@ -27,22 +27,22 @@ use crate::error::GatewayError;
 
 /// A request that cannot be translated faithfully: the field and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
+pub struct Untranslatable {
     pub param: &'static str,
     pub message: String,
 }
 
-impl Refused {
+impl Untranslatable {
     pub fn new(param: &'static str, message: impl Into<String>) -> Self {
-        Refused {
+        Untranslatable {
             param,
             message: message.into(),
         }
     }
 }
 
-impl From<Refused> for GatewayError {
-    fn from(r: Refused) -> Self {
+impl From<Untranslatable> for GatewayError {
+    fn from(r: Untranslatable) -> Self {
         GatewayError::InvalidField {
             param: r.param,
             message: r.message,
@@ -54,9 +54,12 @@ impl From<Refused> for GatewayError {
 pub trait StreamTranslator: Send {
     /// One complete upstream event (as cut by `SseSplitter`); appends what the client gets.
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>);
-    /// The upstream ended; closes the client's stream properly (or with an error event when
-    /// the upstream stopped short).
-    fn finish(&mut self, out: &mut Vec<u8>);
+    /// The upstream ended; closes the client's stream properly, or with an error event when
+    /// the upstream stopped short. True when the upstream's answer was whole.
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool;
+    /// The upstream broke off (`code` and `message` say why): ends the client's stream with
+    /// an error event in the client's format, unless it has ended already.
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>);
     /// Usage in OpenAI terms, once the upstream reported it.
     fn usage(&self) -> Option<crate::protocol::openai::Usage>;
 }

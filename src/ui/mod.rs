@@ -7,7 +7,9 @@ pub mod stats;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::app::{App, Body, json, text};
+use crate::http::{Body, json, text};
+use crate::metrics::Metrics;
+use crate::upstream::Runtime;
 pub use recent::{Entry, Note, Recent};
 pub use stats::Stats;
 
@@ -32,18 +34,13 @@ pub fn page() -> Response<Body> {
     r
 }
 
-/// The current stats of `app`.
-pub fn snapshot(app: &App) -> Stats {
-    let rt = app.runtime.load();
-    Stats::build(
-        &rt.policy,
-        &app.metrics.registry.gather(),
-        app.recent.latest(),
-    )
+/// The current stats, from the metrics and the recent decisions.
+pub fn snapshot(rt: &Runtime, metrics: &Metrics, recent: &Recent) -> Stats {
+    Stats::build(&rt.policy, &metrics.registry.gather(), recent.latest())
 }
 
-pub fn stats(app: &App) -> Response<Body> {
-    match serde_json::to_vec(&snapshot(app)) {
+pub fn stats(rt: &Runtime, metrics: &Metrics, recent: &Recent) -> Response<Body> {
+    match serde_json::to_vec(&snapshot(rt, metrics, recent)) {
         Ok(body) => {
             let mut r = json(StatusCode::OK, body);
             r.headers_mut()

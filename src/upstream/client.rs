@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Uri};
+use http::HeaderValue;
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -16,22 +16,15 @@ use rustls_pki_types::pem::PemObject;
 use tokio::sync::Semaphore;
 
 use super::state::UpstreamState;
-use crate::config::{Upstream, UpstreamKind};
+use crate::config::Upstream;
+use crate::provider::{self, Uris};
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// What serving needs of one upstream at run time, built once per policy load.
 pub struct UpstreamRuntime {
     pub client: HttpClient,
-    /// `{base_url}/chat/completions` and `{base_url}/completions`.
-    pub chat_uri: Uri,
-    pub completions_uri: Uri,
-    /// `{base_url}/responses` (upstreams with `responses_api`).
-    pub responses_uri: Uri,
-    /// Anthropic's `/v1/messages` and `/v1/messages/count_tokens` under the base URL (which
-    /// may or may not end in `/v1`).
-    pub messages_uri: Uri,
-    pub count_tokens_uri: Uri,
+    pub uris: Uris,
     /// The header value that authenticates to this upstream (marked sensitive), if any.
     pub auth: Option<(http::HeaderName, HeaderValue)>,
     /// Bounds requests in flight to this upstream.
@@ -82,46 +75,10 @@ pub fn build(up: &Upstream) -> Result<UpstreamRuntime, String> {
         .timer(TokioTimer::new())
         .build(connector);
 
-    let uri = |path: &str| -> Result<Uri, String> {
-        format!("{}{path}", up.base_url)
-            .parse()
-            .map_err(|e| format!("upstream {}: bad URL: {e}", up.name))
-    };
-    let v1 = if up.base_url.ends_with("/v1") {
-        ""
-    } else {
-        "/v1"
-    };
-    let auth = if up.api_key.is_empty() {
-        None
-    } else {
-        let (name, value) = match up.kind {
-            UpstreamKind::Openai => (
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", up.api_key.expose()),
-            ),
-            UpstreamKind::Anthropic => (
-                http::HeaderName::from_static("x-api-key"),
-                up.api_key.expose().to_string(),
-            ),
-        };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
-            format!(
-                "upstream {}: the API key has characters not allowed in a header",
-                up.name
-            )
-        })?;
-        value.set_sensitive(true);
-        Some((name, value))
-    };
     Ok(UpstreamRuntime {
         client,
-        chat_uri: uri("/chat/completions")?,
-        completions_uri: uri("/completions")?,
-        responses_uri: uri("/responses")?,
-        messages_uri: uri(&format!("{v1}/messages"))?,
-        count_tokens_uri: uri(&format!("{v1}/messages/count_tokens"))?,
-        auth,
+        uris: Uris::of(up)?,
+        auth: provider::auth(up)?,
         permits: Arc::new(Semaphore::new(up.max_concurrency)),
         state: Arc::new(UpstreamState::new()),
     })

@@ -2,8 +2,8 @@
 //! publishing of upstream state (health, circuit) to metrics and logs.
 //!
 //! One task per gateway: it follows the current policy (so a reload adds or drops checks),
-//! checks each upstream every `interval` with `GET {base_url}{path}`, and holds only a weak
-//! reference to the app, so it ends with it.
+//! checks each upstream every `interval` with `GET {base_url}{path}`, and holds only weak
+//! references to the policy and the metrics it is handed, so it ends with the gateway.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,20 +14,41 @@ use http::Request;
 use http_body_util::Full;
 use tokio::time::Instant;
 
+use arc_swap::ArcSwap;
+
+use super::Runtime;
 use super::state::Transition;
-use crate::app::{App, Runtime};
+use crate::metrics::Metrics;
+
+/// Sets `tiergate_upstream_up` (enabled, healthy, circuit not open) and
+/// `tiergate_circuit_state` from the policy and upstream state of `rt`.
+pub fn publish(rt: &Runtime, metrics: &Metrics) {
+    for (u, run) in rt.policy.upstreams.iter().zip(&rt.upstreams) {
+        let up = u.is_enabled() && run.state.is_up();
+        metrics
+            .upstream_up
+            .with_label_values(&[&u.name])
+            .set(if up { 1.0 } else { 0.0 });
+        metrics
+            .circuit_state
+            .with_label_values(&[&u.name])
+            .set(run.state.circuit().gauge());
+    }
+}
 
 /// Starts the checker when called inside a tokio runtime (else there is nothing to check).
-pub fn spawn(app: &Arc<App>) {
+pub fn spawn(runtime: &Arc<ArcSwap<Runtime>>, metrics: &Arc<Metrics>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let weak = Arc::downgrade(app);
+    let (weak_rt, weak_m) = (Arc::downgrade(runtime), Arc::downgrade(metrics));
     handle.spawn(async move {
         let mut due: HashMap<String, Instant> = HashMap::new();
         loop {
-            let Some(app) = weak.upgrade() else { return };
-            let rt = app.runtime.load_full();
+            let (Some(runtime), Some(app)) = (weak_rt.upgrade(), weak_m.upgrade()) else {
+                return;
+            };
+            let rt = runtime.load_full();
             let now = Instant::now();
             let mut wait = Duration::from_millis(500);
             for (i, up) in rt.policy.upstreams.iter().enumerate() {
@@ -38,17 +59,17 @@ pub fn spawn(app: &Arc<App>) {
                 let next = due.entry(up.name.clone()).or_insert(now);
                 if *next <= now {
                     *next = now + h.interval;
-                    tokio::spawn(check(app.clone(), rt.clone(), i));
+                    tokio::spawn(check(app.clone(), runtime.clone(), rt.clone(), i));
                 }
                 wait = wait.min(next.saturating_duration_since(now));
             }
-            drop((app, rt));
+            drop((app, rt, runtime));
             tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
         }
     });
 }
 
-async fn check(app: Arc<App>, rt: Arc<Runtime>, u: usize) {
+async fn check(metrics: Arc<Metrics>, current: Arc<ArcSwap<Runtime>>, rt: Arc<Runtime>, u: usize) {
     let up = &rt.policy.upstreams[u];
     let run = &rt.upstreams[u];
     let Some(h) = &up.health else { return };
@@ -63,7 +84,7 @@ async fn check(app: Arc<App>, rt: Arc<Runtime>, u: usize) {
         tokio::time::timeout(h.timeout, run.client.request(req)).await,
         Ok(Ok(resp)) if resp.status().is_success()
     );
-    app.metrics
+    metrics
         .health_checks
         .with_label_values(&[up.name.as_str(), if ok { "up" } else { "down" }])
         .inc();
@@ -73,14 +94,14 @@ async fn check(app: Arc<App>, rt: Arc<Runtime>, u: usize) {
         } else {
             tracing::warn!(upstream = %up.name, "health check failing: routing skips it");
         }
-        app.publish_upstream_state();
+        publish(&current.load(), &metrics);
     }
 }
 
-/// Counts and logs a circuit change, and republishes the upstream gauges.
-pub fn note(app: &App, upstream: &str, t: Option<Transition>) {
+/// Counts and logs a circuit change, and republishes the upstream gauges of `rt`.
+pub fn note(metrics: &Metrics, rt: &Runtime, upstream: &str, t: Option<Transition>) {
     let Some(t) = t else { return };
-    app.metrics
+    metrics
         .circuit_transitions
         .with_label_values(&[upstream, t.from.label(), t.to.label()])
         .inc();
@@ -90,5 +111,5 @@ pub fn note(app: &App, upstream: &str, t: Option<Transition>) {
         to = t.to.label(),
         "circuit breaker"
     );
-    app.publish_upstream_state();
+    publish(rt, metrics);
 }

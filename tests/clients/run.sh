@@ -5,9 +5,12 @@
 #   tests/clients/run.sh --record [CLIENT...] record each client's first requests (T1, T2)
 #                                             straight to the mock, text-only answers
 #
-# Each test runs in a loopback-only network namespace (the script re-executes itself under
-# `unshare -n`): the scripted mock upstream (mock.py), the tiergate binary and the agent run
-# there with a scratch HOME and project. The mock plays one tool call (write a file with given
+# Each test runs in a loopback-only network namespace and its own PID namespace (the script
+# re-executes itself under `unshare -n -p`): the scripted mock upstream (mock.py), the tiergate
+# binary and the agent run there with a scratch HOME and project. Nothing outlives the run:
+# after each test every other process of the namespace is ended (agents leave daemons: cline's
+# hub daemon), the kernel ends the rest with the namespace, and the outer script then checks
+# (tests/leftovers.py) that no process of the run is left. The mock plays one tool call (write a file with given
 # content, using that agent's write tool) and then a final text. Pass: the agent exits 0
 # within $CLIENT_TIMEOUT seconds, the file holds that content, and tiergate's /metrics shows
 # the requests on the tier and upstream the policy gives (primitive -> the `local` mock).
@@ -26,12 +29,21 @@ ALL=(codex claude-code opencode cline continue aider codex@frontier claude-code@
 
 if [ -z "${TIERGATE_IN_NETNS:-}" ]; then
     export TIERGATE_IN_NETNS=1
-    if [ "$(id -u)" = 0 ]; then
-        exec unshare -n -- bash "$0" "$@"
-    else
-        exec unshare -n -r -- bash "$0" "$@"
+    # Every process of this run inherits the token: how leftovers.py finds them.
+    export TIERGATE_TEST_RUN="${TIERGATE_TEST_RUN:-clients-$$-$RANDOM$RANDOM}"
+    ns=(-n -p -f --mount-proc)
+    [ "$(id -u)" = 0 ] || ns+=(-r)
+    unshare "${ns[@]}" -- bash "$0" "$@"
+    rc=$?
+    if ! left=$(python3 "$ROOT/tests/leftovers.py" --kill); then
+        echo "FAILED: processes of the run outlived it (now ended):"
+        echo "$left"
+        rc=1
     fi
+    exit $rc
 fi
+# As PID 1 of the namespace, the script ignores signals it does not handle.
+trap 'exit 130' INT TERM
 ip link set lo up
 
 RECORD=0
@@ -42,9 +54,20 @@ CLIENTS=("$@")
 export PATH="$HERE/node_modules/.bin:$HERE/.venv/bin:$PATH"
 WORK="$(mktemp -d /tmp/tiergate-clients.XXXXXX)"
 PIDS=()
-cleanup() {
+# Ends the processes of the test: those it started, then any other of the namespace (the
+# ones they left, in their own session or not), and says which were left.
+end_test() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
+    PIDS=()
+    local left
+    if ! left=$(python3 "$HERE/../leftovers.py" --kill); then
+        echo "  ended what the test left running: $(echo "$left" | cut -c1-120 | tr '\n' ';')"
+    fi
+    wait 2>/dev/null
+}
+cleanup() {
+    end_test >/dev/null
     [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -255,9 +278,7 @@ record() {
         CLIENT_TIMEOUT=60 run_client "$c" "$dir" "$task"
         echo "$c $t: exit $? ($(wc -l <"$dir/requests.jsonl") requests)"
         python3 "$HERE/extract_fixture.py" "$dir/requests.jsonl" "$out" "$c-$t"
-        for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-        wait 2>/dev/null
-        PIDS=()
+        end_test
     done
 }
 
@@ -315,9 +336,7 @@ for c in "${CLIENTS[@]}"; do
         continue
     fi
     if test_client "$c"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    PIDS=()
+    end_test
 done
 [ $RECORD = 1 ] && exit 0
 echo "clients: $passed passed, $failed failed"

@@ -1,6 +1,7 @@
 //! Test support: mock upstreams on 127.0.0.1:0, an in-process gateway, and a small HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod prices;
 pub mod spec;
 
 use std::convert::Infallible;
@@ -16,8 +17,19 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 
 type MockBody = BoxBody<Bytes, std::io::Error>;
+
+/// A child process that is killed and reaped when dropped: also when the test panics.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// What a mock upstream saw of one request.
 #[derive(Debug, Clone)]
@@ -56,9 +68,15 @@ pub struct MockUpstream {
     /// Notified each time a response body is dropped before it was fully sent.
     pub body_dropped: Arc<Notify>,
     pub dropped_count: Arc<Mutex<usize>>,
+    /// Connections that have ended, from either side.
+    pub closed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MockUpstream {
+    pub fn connections_closed(&self) -> usize {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
@@ -75,6 +93,8 @@ impl MockUpstream {
         let received = Arc::new(Mutex::new(Vec::new()));
         let body_dropped = Arc::new(Notify::new());
         let dropped_count = Arc::new(Mutex::new(0));
+        let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let closed_in = closed.clone();
         let handler: Handler = Arc::new(handler);
         let (rec, dropped, count) = (
             received.clone(),
@@ -88,6 +108,7 @@ impl MockUpstream {
                 };
                 let (handler, rec, dropped, count) =
                     (handler.clone(), rec.clone(), dropped.clone(), count.clone());
+                let closed = closed_in.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (handler, rec, dropped, count) =
@@ -114,6 +135,7 @@ impl MockUpstream {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
+                    closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         });
@@ -122,6 +144,7 @@ impl MockUpstream {
             received,
             body_dropped,
             dropped_count,
+            closed,
         }
     }
 }
@@ -239,7 +262,7 @@ fn sse_response(
 
 /// A body stream fed by a task; dropping the receiver (the connection went away) makes the
 /// task's next send fail, which drops the task's state (and its DropGuard).
-fn async_stream<F, Fut>(f: F) -> tokio_stream_lite::Receiver
+fn async_stream<F, Fut>(f: F) -> ReceiverStream<Result<Frame<Bytes>, Infallible>>
 where
     F: FnOnce(mpsc::Sender<Result<Frame<Bytes>, Infallible>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -247,23 +270,9 @@ where
     let (tx, rx) = mpsc::channel(1);
     let fut = f(tx);
     tokio::spawn(fut);
-    tokio_stream_lite::Receiver(rx)
+    ReceiverStream::new(rx)
 }
 
-pub mod tokio_stream_lite {
-    use super::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    pub struct Receiver(pub mpsc::Receiver<Result<Frame<Bytes>, Infallible>>);
-
-    impl futures_util::Stream for Receiver {
-        type Item = Result<Frame<Bytes>, Infallible>;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            self.0.poll_recv(cx)
-        }
-    }
-}
 
 /// A chat completion body as OpenAI returns it.
 pub fn completion(

@@ -77,11 +77,16 @@ def gw():
         base = m.group(1) if m else None
         time.sleep(0.05)
     log.seek(0)
+    if not base:
+        proc.kill()
+        frontier.shutdown()
     assert base, "tiergate did not start:\n" + log.read()
-    yield base
-    proc.terminate()
-    proc.wait(10)
-    frontier.shutdown()
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        frontier.shutdown()
     print("\n".join(["", "figures:"] + FIGURES))
 
 

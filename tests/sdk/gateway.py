@@ -52,6 +52,8 @@ class Gateway:
             else:
                 time.sleep(0.05)
         if self.base is None:
+            self.proc.kill()
+            self.proc.wait(10)
             self.log.seek(0)
             raise RuntimeError("tiergate did not start:\n" + self.log.read())
 

@@ -15,7 +15,7 @@
 //!   store, metadata, service_tier, reasoning_effort, verbosity, prompt_cache_key,
 //!   safety_identifier, message `name`, tool `strict`, image `detail`, `stream_options` (the
 //!   usage chunk is produced by the stream translation).
-//! - Refused with a 400: n > 1, logprobs, top_logprobs, audio output, response_format other
+//! - Untranslatable with a 400: n > 1, logprobs, top_logprobs, audio output, response_format other
 //!   than text, logit_bias, non-zero presence/frequency penalties, prediction,
 //!   web_search_options, legacy functions/function_call, audio and file parts, non-function
 //!   tools, temperature above 1.
@@ -28,7 +28,7 @@ use crate::protocol::anthropic::{
 use crate::protocol::openai_chat::{
     ChatContent, ChatMessage, ChatRequest, ChatToolChoice, Part, Stop,
 };
-use crate::translate::{Refused, parse_arguments};
+use crate::translate::{Untranslatable, parse_arguments};
 
 /// `anthropic-beta` values a chat client may pass through to an Anthropic upstream.
 pub const ALLOWED_BETAS: &[&str] = &[
@@ -54,7 +54,7 @@ pub fn allowed_betas<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<St
 
 /// Translates `req`; `model` is left empty, and `max_tokens` unset when the client gave
 /// none, for the caller to set per upstream (its `default_max_tokens`).
-pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
+pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Untranslatable> {
     refuse_unsupported(&req)?;
     let mut system: Vec<Block> = Vec::new();
     let mut turns: Vec<Message> = Vec::new();
@@ -65,7 +65,7 @@ pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
             "assistant" => push(&mut turns, "assistant", assistant_blocks(m, i)?),
             "tool" => {
                 let id = m.tool_call_id.ok_or_else(|| {
-                    Refused::new(
+                    Untranslatable::new(
                         "messages",
                         format!("messages[{i}]: a tool message needs tool_call_id"),
                     )
@@ -83,7 +83,7 @@ pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
                 );
             }
             "function" => {
-                return Err(Refused::new(
+                return Err(Untranslatable::new(
                     "messages",
                     format!(
                         "messages[{i}]: legacy function messages are not translated to Anthropic; use tools"
@@ -91,7 +91,7 @@ pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
                 ));
             }
             other => {
-                return Err(Refused::new(
+                return Err(Untranslatable::new(
                     "messages",
                     format!("messages[{i}]: unknown role {other:?}"),
                 ));
@@ -105,7 +105,7 @@ pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
         }
     }
     if turns.is_empty() {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "messages",
             "no user or assistant message to send",
         ));
@@ -124,7 +124,7 @@ pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
                         input_schema: Some(f.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}}))),
                         extra: Default::default(),
                     }),
-                    (kind, _) => Err(Refused::new("tools", format!("tools[{i}]: only function tools are translated to Anthropic, not {kind:?}"))),
+                    (kind, _) => Err(Untranslatable::new("tools", format!("tools[{i}]: only function tools are translated to Anthropic, not {kind:?}"))),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
@@ -145,7 +145,7 @@ pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
             },
             "none" => ToolChoice::None,
             other => {
-                return Err(Refused::new(
+                return Err(Untranslatable::new(
                     "tool_choice",
                     format!("unknown tool_choice {other:?}"),
                 ));
@@ -179,17 +179,17 @@ pub fn translate(req: ChatRequest) -> Result<MessagesRequest, Refused> {
     })
 }
 
-fn refuse_unsupported(req: &ChatRequest) -> Result<(), Refused> {
+fn refuse_unsupported(req: &ChatRequest) -> Result<(), Untranslatable> {
     let x = &req.extra;
     let set = |k: &str| x.get(k).is_some_and(|v| !v.is_null());
     if x.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "n",
             "n > 1 is not supported by Anthropic upstreams",
         ));
     }
     if x.get("logprobs").and_then(Value::as_bool) == Some(true) || set("top_logprobs") {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "logprobs",
             "logprobs are not supported by Anthropic upstreams",
         ));
@@ -199,7 +199,7 @@ fn refuse_unsupported(req: &ChatRequest) -> Result<(), Refused> {
         .and_then(Value::as_array)
         .is_some_and(|m| m.iter().any(|v| v == "audio"));
     if set("audio") || audio_out {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "audio",
             "audio output is not supported by Anthropic upstreams",
         ));
@@ -207,7 +207,7 @@ fn refuse_unsupported(req: &ChatRequest) -> Result<(), Refused> {
     if let Some(rf) = x.get("response_format").filter(|v| !v.is_null())
         && rf.get("type").and_then(Value::as_str) != Some("text")
     {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "response_format",
             "only response_format text is translated to Anthropic upstreams",
         ));
@@ -216,7 +216,7 @@ fn refuse_unsupported(req: &ChatRequest) -> Result<(), Refused> {
         .and_then(Value::as_object)
         .is_some_and(|m| !m.is_empty())
     {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "logit_bias",
             "logit_bias is not supported by Anthropic upstreams",
         ));
@@ -228,7 +228,7 @@ fn refuse_unsupported(req: &ChatRequest) -> Result<(), Refused> {
             } else {
                 "frequency_penalty"
             };
-            return Err(Refused::new(
+            return Err(Untranslatable::new(
                 param,
                 format!("{k} is not supported by Anthropic upstreams"),
             ));
@@ -241,14 +241,14 @@ fn refuse_unsupported(req: &ChatRequest) -> Result<(), Refused> {
         ("function_call", "function_call"),
     ] {
         if set(k) {
-            return Err(Refused::new(
+            return Err(Untranslatable::new(
                 param,
                 format!("{k} is not supported by Anthropic upstreams"),
             ));
         }
     }
     if req.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "temperature",
             "Anthropic upstreams take a temperature between 0 and 1",
         ));
@@ -281,7 +281,7 @@ fn text_block(text: String) -> Option<Block> {
     })
 }
 
-fn text_of_system(content: Option<ChatContent>, i: usize) -> Result<Vec<Block>, Refused> {
+fn text_of_system(content: Option<ChatContent>, i: usize) -> Result<Vec<Block>, Untranslatable> {
     match content {
         None => Ok(Vec::new()),
         Some(ChatContent::Text(t)) => Ok(text_block(t).into_iter().collect()),
@@ -289,7 +289,7 @@ fn text_of_system(content: Option<ChatContent>, i: usize) -> Result<Vec<Block>, 
             .into_iter()
             .filter_map(|p| match p {
                 Part::Text { text } => text_block(text).map(Ok),
-                _ => Some(Err(Refused::new(
+                _ => Some(Err(Untranslatable::new(
                     "messages",
                     format!("messages[{i}]: a system message may hold text only"),
                 ))),
@@ -298,7 +298,7 @@ fn text_of_system(content: Option<ChatContent>, i: usize) -> Result<Vec<Block>, 
     }
 }
 
-fn user_blocks(content: Option<ChatContent>, i: usize) -> Result<Vec<Block>, Refused> {
+fn user_blocks(content: Option<ChatContent>, i: usize) -> Result<Vec<Block>, Untranslatable> {
     match content {
         None => Ok(Vec::new()),
         Some(ChatContent::Text(t)) => Ok(text_block(t).into_iter().collect()),
@@ -313,8 +313,8 @@ fn user_blocks(content: Option<ChatContent>, i: usize) -> Result<Vec<Block>, Ref
     }
 }
 
-fn unsupported_part(i: usize) -> Refused {
-    Refused::new(
+fn unsupported_part(i: usize) -> Untranslatable {
+    Untranslatable::new(
         "messages",
         format!(
             "messages[{i}]: only text and image_url content parts are translated to Anthropic (not audio or files)"
@@ -322,13 +322,13 @@ fn unsupported_part(i: usize) -> Refused {
     )
 }
 
-fn image(url: &str, i: usize) -> Result<Block, Refused> {
+fn image(url: &str, i: usize) -> Result<Block, Untranslatable> {
     let source = if let Some(rest) = url.strip_prefix("data:") {
         let (meta, data) = rest.split_once(',').ok_or_else(|| {
-            Refused::new("messages", format!("messages[{i}]: malformed data URL"))
+            Untranslatable::new("messages", format!("messages[{i}]: malformed data URL"))
         })?;
         let media_type = meta.strip_suffix(";base64").ok_or_else(|| {
-            Refused::new(
+            Untranslatable::new(
                 "messages",
                 format!("messages[{i}]: only base64 data URLs are translated"),
             )
@@ -342,7 +342,7 @@ fn image(url: &str, i: usize) -> Result<Block, Refused> {
             url: url.to_string(),
         }
     } else {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "messages",
             format!("messages[{i}]: an image URL must be a data: or http(s): URL"),
         ));
@@ -353,7 +353,7 @@ fn image(url: &str, i: usize) -> Result<Block, Refused> {
     })
 }
 
-fn assistant_blocks(m: ChatMessage, i: usize) -> Result<Vec<Block>, Refused> {
+fn assistant_blocks(m: ChatMessage, i: usize) -> Result<Vec<Block>, Untranslatable> {
     let mut blocks: Vec<Block> = match m.content {
         None => Vec::new(),
         Some(ChatContent::Text(t)) => text_block(t).into_iter().collect(),
@@ -370,7 +370,7 @@ fn assistant_blocks(m: ChatMessage, i: usize) -> Result<Vec<Block>, Refused> {
             .ok()
             .filter(Value::is_object)
             .ok_or_else(|| {
-                Refused::new(
+                Untranslatable::new(
                     "messages",
                     format!(
                         "messages[{i}]: the arguments of tool call {} are not a JSON object",
@@ -388,7 +388,7 @@ fn assistant_blocks(m: ChatMessage, i: usize) -> Result<Vec<Block>, Refused> {
     Ok(blocks)
 }
 
-fn tool_content(content: Option<ChatContent>, i: usize) -> Result<Option<Content>, Refused> {
+fn tool_content(content: Option<ChatContent>, i: usize) -> Result<Option<Content>, Untranslatable> {
     Ok(match content {
         None => None,
         Some(ChatContent::Text(t)) => Some(Content::Text(t)),
@@ -409,7 +409,7 @@ fn tool_content(content: Option<ChatContent>, i: usize) -> Result<Option<Content
 mod tests {
     use super::*;
 
-    fn tr(body: &str) -> Result<Value, Refused> {
+    fn tr(body: &str) -> Result<Value, Untranslatable> {
         let req: ChatRequest = serde_json::from_str(body).unwrap();
         translate(req).map(|r| serde_json::to_value(r).unwrap())
     }

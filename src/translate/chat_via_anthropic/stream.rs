@@ -207,11 +207,12 @@ impl StreamTranslator for ChatFromAnthropic {
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        let whole = self.stop_reason.is_some();
         if self.done {
-            return;
+            return whole;
         }
-        if self.stop_reason.is_some() {
+        if whole {
             // message_delta arrived: the answer is whole, only message_stop is missing.
             self.stop(out);
         } else {
@@ -220,6 +221,14 @@ impl StreamTranslator for ChatFromAnthropic {
                 message: "the upstream stream ended before the message was complete".into(),
             };
             self.fail(&detail, out);
+        }
+        whole
+    }
+
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        if !self.done {
+            out.extend(crate::protocol::Format::Chat.stream_error(code, message));
+            self.done = true;
         }
     }
 

@@ -21,7 +21,7 @@
 //! - Dropped on purpose: `cache_control` (OpenAI-compatible servers cache prefixes on their
 //!   own), `thinking`, `metadata`, `output_config`, `context_management`, `service_tier`,
 //!   `top_k`, and other top-level fields OpenAI does not know.
-//! - Refused with a 400: content blocks other than text, image, tool_use, tool_result and
+//! - Untranslatable with a 400: content blocks other than text, image, tool_use, tool_result and
 //!   thinking (documents, server tool results, ...), file image sources, non-empty
 //!   `mcp_servers`, unknown roles.
 
@@ -32,17 +32,17 @@ use crate::protocol::openai_chat::{
     ChatContent, ChatMessage, ChatRequest, ChatTool, ChatToolChoice, FunctionDef, ImageUrl,
     NamedFunction, NamedToolChoice, Part, Stop, ToolCall,
 };
-use crate::translate::Refused;
+use crate::translate::Untranslatable;
 
 /// Translates `req`; the caller sets `model` per upstream.
-pub fn translate(req: MessagesRequest) -> Result<ChatRequest, Refused> {
+pub fn translate(req: MessagesRequest) -> Result<ChatRequest, Untranslatable> {
     if req
         .extra
         .get("mcp_servers")
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty())
     {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "mcp_servers",
             "MCP servers run on Anthropic's side; they are not available through an OpenAI-compatible upstream",
         ));
@@ -58,7 +58,7 @@ pub fn translate(req: MessagesRequest) -> Result<ChatRequest, Refused> {
             "user" => user_turn(m.content, i, &mut messages)?,
             "assistant" => messages.extend(assistant_turn(m.content, i)?),
             other => {
-                return Err(Refused::new(
+                return Err(Untranslatable::new(
                     "messages",
                     format!("messages.{i}.role: unknown role {other:?}"),
                 ));
@@ -87,7 +87,7 @@ pub fn translate(req: MessagesRequest) -> Result<ChatRequest, Refused> {
                     strict: None,
                 }),
             }),
-            Some(kind) => Err(Refused::new("tools", format!("tool {} is an Anthropic server tool ({kind}); it cannot run on an OpenAI-compatible upstream", t.name))),
+            Some(kind) => Err(Untranslatable::new("tools", format!("tool {} is an Anthropic server tool ({kind}); it cannot run on an OpenAI-compatible upstream", t.name))),
         })
         .collect::<Result<_, _>>()?;
     let (tool_choice, parallel) = match (&req.tool_choice, tools.is_empty()) {
@@ -148,12 +148,12 @@ fn message(role: &str, content: Option<ChatContent>) -> ChatMessage {
     }
 }
 
-fn image_url(source: ImageSource, i: usize) -> Result<Part, Refused> {
+fn image_url(source: ImageSource, i: usize) -> Result<Part, Untranslatable> {
     let url = match source {
         ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
         ImageSource::Url { url } => url,
         ImageSource::Other => {
-            return Err(Refused::new(
+            return Err(Untranslatable::new(
                 "messages",
                 format!("messages.{i}: only base64 and url image sources are translated"),
             ));
@@ -164,8 +164,8 @@ fn image_url(source: ImageSource, i: usize) -> Result<Part, Refused> {
     })
 }
 
-fn unsupported_block(i: usize) -> Refused {
-    Refused::new(
+fn unsupported_block(i: usize) -> Untranslatable {
+    Untranslatable::new(
         "messages",
         format!(
             "messages.{i}: a content block type that is not translated for OpenAI-compatible upstreams (only text, image, tool_use, tool_result and thinking are)"
@@ -194,7 +194,7 @@ fn parts_content(parts: Vec<Part>) -> Option<ChatContent> {
     Some(ChatContent::Parts(parts))
 }
 
-fn user_turn(content: Content, i: usize, out: &mut Vec<ChatMessage>) -> Result<(), Refused> {
+fn user_turn(content: Content, i: usize, out: &mut Vec<ChatMessage>) -> Result<(), Untranslatable> {
     let mut parts: Vec<Part> = Vec::new();
     let mut results: Vec<ChatMessage> = Vec::new();
     for block in content.into_blocks() {
@@ -235,7 +235,7 @@ fn user_turn(content: Content, i: usize, out: &mut Vec<ChatMessage>) -> Result<(
     Ok(())
 }
 
-fn assistant_turn(content: Content, i: usize) -> Result<Option<ChatMessage>, Refused> {
+fn assistant_turn(content: Content, i: usize) -> Result<Option<ChatMessage>, Untranslatable> {
     let mut text = String::new();
     let mut calls = Vec::new();
     for block in content.into_blocks() {
@@ -264,7 +264,7 @@ fn assistant_turn(content: Content, i: usize) -> Result<Option<ChatMessage>, Ref
 mod tests {
     use super::*;
 
-    fn tr(body: &str) -> Result<Value, Refused> {
+    fn tr(body: &str) -> Result<Value, Untranslatable> {
         let req: MessagesRequest = serde_json::from_str(body).unwrap();
         translate(req).map(|r| serde_json::to_value(r).unwrap())
     }

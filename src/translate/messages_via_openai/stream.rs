@@ -227,17 +227,25 @@ impl StreamTranslator for MessagesFromOpenAi {
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        let whole = self.started && self.finish.is_some();
         if self.done {
-            return;
+            return whole;
         }
-        if self.started && self.finish.is_some() {
+        if whole {
             self.close(out);
         } else {
             self.fail(
                 "the upstream stream ended before the message was complete".into(),
                 out,
             );
+        }
+        whole
+    }
+
+    fn fail(&mut self, _code: &str, message: &str, out: &mut Vec<u8>) {
+        if !self.done {
+            MessagesFromOpenAi::fail(self, message.to_string(), out);
         }
     }
 

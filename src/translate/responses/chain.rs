@@ -41,11 +41,16 @@ impl StreamTranslator for Chain {
         self.pass(mid, out);
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
         let mut mid = Vec::new();
-        self.first.finish(&mut mid);
+        let first = self.first.finish(&mut mid);
         self.pass(mid, out);
-        self.second.finish(out);
+        self.second.finish(out) && first
+    }
+
+    /// The second translation speaks to the client.
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        self.second.fail(code, message, out);
     }
 
     /// The first translation's usage: it is read off the upstream's own events.

@@ -14,7 +14,7 @@
 //! Namespaced tools (`type: "namespace"`) are flattened: each inner function becomes
 //! `<namespace>__<name>`, and a call to it comes back as a `function_call` with the plain
 //! `name` and a `namespace` field.
-//! Refused (400): `previous_response_id` and `item_reference` items (they need stored
+//! Untranslatable (400): `previous_response_id` and `item_reference` items (they need stored
 //! responses, which tiergate does not keep), `background: true`.
 
 pub mod chain;

@@ -11,6 +11,8 @@ use crate::translate::StreamTranslator;
 #[derive(Default)]
 pub struct ResponsesPassthrough {
     usage: Option<Usage>,
+    /// A final event came (`response.completed`, `incomplete` or `failed`).
+    ended: bool,
 }
 
 impl ResponsesPassthrough {
@@ -85,6 +87,7 @@ impl StreamTranslator for ResponsesPassthrough {
         if !is_final(&data) {
             return;
         }
+        self.ended = true;
         if let Ok(f) = serde_json::from_slice::<Final>(&data)
             && let Some(u) = f.response.usage
         {
@@ -92,7 +95,24 @@ impl StreamTranslator for ResponsesPassthrough {
         }
     }
 
-    fn finish(&mut self, _out: &mut Vec<u8>) {}
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        if !self.ended {
+            self.fail(
+                "upstream_stream_truncated",
+                "the upstream stream ended before the response was complete",
+                out,
+            );
+            return false;
+        }
+        true
+    }
+
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        if !self.ended {
+            out.extend(crate::protocol::Format::Responses.stream_error(code, message));
+            self.ended = true;
+        }
+    }
 
     fn usage(&self) -> Option<Usage> {
         self.usage

@@ -19,7 +19,7 @@ use crate::protocol::openai_chat::{
     ChatContent, ChatMessage, ChatRequest, ChatTool, ChatToolChoice, FunctionCall, FunctionDef,
     ImageUrl, NamedFunction, NamedToolChoice, Part, ToolCall,
 };
-use crate::translate::Refused;
+use crate::translate::Untranslatable;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ResponsesRequest {
@@ -67,15 +67,15 @@ pub struct Translated {
     pub namespaces: Vec<String>,
 }
 
-pub fn translate(req: ResponsesRequest) -> Result<Translated, Refused> {
+pub fn translate(req: ResponsesRequest) -> Result<Translated, Untranslatable> {
     if req.previous_response_id.is_some() {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "previous_response_id",
             "tiergate does not store responses; send the whole conversation in `input`",
         ));
     }
     if req.background == Some(true) {
-        return Err(Refused::new(
+        return Err(Untranslatable::new(
             "background",
             "background responses are not supported by tiergate",
         ));
@@ -139,7 +139,7 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-fn push_item(messages: &mut Vec<ChatMessage>, item: Value) -> Result<(), Refused> {
+fn push_item(messages: &mut Vec<ChatMessage>, item: Value) -> Result<(), Untranslatable> {
     let kind = str_field(&item, "type").unwrap_or("message");
     match kind {
         "message" => {
@@ -191,7 +191,7 @@ fn push_item(messages: &mut Vec<ChatMessage>, item: Value) -> Result<(), Refused
             messages.push(m);
         }
         "item_reference" => {
-            return Err(Refused::new(
+            return Err(Untranslatable::new(
                 "input",
                 "item_reference needs stored responses, which tiergate does not keep",
             ));
@@ -204,13 +204,13 @@ fn push_item(messages: &mut Vec<ChatMessage>, item: Value) -> Result<(), Refused
 
 /// A message's content: a string, or parts. `text_only` (system and assistant turns, tool
 /// outputs) joins the text parts into one string.
-fn content(raw: Option<&Value>, text_only: bool) -> Result<Option<ChatContent>, Refused> {
+fn content(raw: Option<&Value>, text_only: bool) -> Result<Option<ChatContent>, Untranslatable> {
     let parts = match raw {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => return Ok(Some(ChatContent::Text(s.clone()))),
         Some(Value::Array(parts)) => parts,
         Some(_) => {
-            return Err(Refused::new(
+            return Err(Untranslatable::new(
                 "input",
                 "message content must be a string or a list of parts",
             ));
@@ -233,14 +233,14 @@ fn content(raw: Option<&Value>, text_only: bool) -> Result<Option<ChatContent>, 
                     },
                 }),
                 _ => {
-                    return Err(Refused::new(
+                    return Err(Untranslatable::new(
                         "input",
                         "images are translated only as image_url in user messages (no file_id)",
                     ));
                 }
             },
             (Some("input_file" | "input_audio"), _) => {
-                return Err(Refused::new(
+                return Err(Untranslatable::new(
                     "input",
                     "input_file and input_audio parts are not translated",
                 ));
@@ -352,7 +352,7 @@ fn response_format(text: &Value) -> Option<Value> {
 mod tests {
     use super::*;
 
-    fn tr(v: Value) -> Result<Translated, Refused> {
+    fn tr(v: Value) -> Result<Translated, Untranslatable> {
         translate(serde_json::from_value(v).unwrap())
     }
 

@@ -284,11 +284,12 @@ impl StreamTranslator for ResponsesFromChat {
         self.chunk(&data, out);
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        let whole = self.finish_reason.is_some();
         if self.done {
-            return;
+            return whole;
         }
-        if self.finish_reason.is_some() {
+        if whole {
             self.start(out);
             self.complete(out);
         } else {
@@ -297,6 +298,13 @@ impl StreamTranslator for ResponsesFromChat {
                 "the upstream stream ended before the answer was complete",
                 out,
             );
+        }
+        whole
+    }
+
+    fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        if !self.done {
+            ResponsesFromChat::fail(self, code, message, out);
         }
     }
 
