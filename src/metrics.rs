@@ -66,6 +66,12 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     /// tier, upstream, check, result (pass | fail)
     pub answer_checks: IntCounterVec,
+    /// tier, upstream, rating (up | down)
+    pub feedback: IntCounterVec,
+    /// tier, upstream: sum of ratings (up 1, down 0, or the number given)
+    pub feedback_score: prometheus::CounterVec,
+    /// tier, upstream, signal (retry | override): of the answer before
+    pub implicit_feedback: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + Sample + 'static>(r: &Registry, m: T) -> T {
@@ -320,6 +326,24 @@ impl Metrics {
                 "tiergate_answer_checks_total",
                 "Answer checks (truncated, syntax, tool_calls, page, empty) by result.",
                 &["tier", "upstream", "check", "result"],
+            ),
+            feedback: counter(
+                &r,
+                "tiergate_feedback_total",
+                "Client feedback (POST /v1/feedback) by the tier and upstream that answered.",
+                &["tier", "upstream", "rating"],
+            ),
+            feedback_score: fcounter(
+                &r,
+                "tiergate_feedback_score_total",
+                "Sum of feedback ratings (up 1, down 0, or the number given): over feedback_total, the mean.",
+                &["tier", "upstream"],
+            ),
+            implicit_feedback: counter(
+                &r,
+                "tiergate_implicit_feedback_total",
+                "Answers followed by the same conversation asked again (retry) or sent to the frontier by hand (override).",
+                &["tier", "upstream", "signal"],
             ),
             registry: r,
         }

@@ -2,4 +2,5 @@
 //! signals of retries and overrides (`feedback`), and the `tiergate probe` suite (`probe`).
 
 pub mod checks;
+pub mod feedback;
 pub mod probe;

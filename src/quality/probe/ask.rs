@@ -48,14 +48,14 @@ pub async fn ask(
         "stream": false,
     });
     let (uri, body) = match up.kind {
-        UpstreamKind::Openai => (rt.chat_uri.clone(), chat.to_string()),
+        UpstreamKind::Openai => (rt.uris.chat.clone(), chat.to_string()),
         UpstreamKind::Anthropic => {
             let req: ChatRequest = serde_json::from_value(chat).map_err(|e| e.to_string())?;
             let mut m = request::translate(req).map_err(|e| e.message)?;
             m.model = up.model.clone();
             m.max_tokens = Some(max_tokens);
             (
-                rt.messages_uri.clone(),
+                rt.uris.messages.clone(),
                 serde_json::to_string(&m).map_err(|e| e.to_string())?,
             )
         }
