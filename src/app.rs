@@ -28,6 +28,7 @@ impl App {
             recent: Recent::default(),
             ready: AtomicBool::new(true),
         };
+        app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         health::spawn(&app.runtime, &app.metrics);
         Arc::new(app)

@@ -129,11 +129,11 @@ async fn fallbacks_and_errors_are_counted_with_bounded_labels() {
     );
     assert_eq!(
         get("tiergate_input_tokens_total", &[("upstream", "picky")]),
-        None
+        Some(0.0)
     );
     assert_eq!(
         get("tiergate_cost_usd_total", &[("upstream", "picky")]),
-        None
+        Some(0.0)
     );
     assert!(
         !m.contains("gpt-9-secret-name"),
