@@ -9,8 +9,8 @@ use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
 use crate::ui::Recent;
-use crate::upstream::health;
 pub use crate::upstream::Runtime;
+use crate::upstream::health;
 
 pub struct App {
     pub runtime: Arc<ArcSwap<Runtime>>,

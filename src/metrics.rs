@@ -64,6 +64,14 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// upstream, outcome (up | down)
     pub health_checks: IntCounterVec,
+    /// tier, upstream, check, result (pass | fail)
+    pub answer_checks: IntCounterVec,
+    /// tier, upstream, rating (up | down)
+    pub feedback: IntCounterVec,
+    /// tier, upstream: sum of ratings (up 1, down 0, or the number given)
+    pub feedback_score: prometheus::CounterVec,
+    /// tier, upstream, signal (retry | override): of the answer before
+    pub implicit_feedback: IntCounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
 }
@@ -314,6 +322,30 @@ impl Metrics {
                 "tiergate_health_checks_total",
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
+            ),
+            answer_checks: counter(
+                &r,
+                "tiergate_answer_checks_total",
+                "Answer checks (truncated, syntax, tool_calls, page, empty) by result.",
+                &["tier", "upstream", "check", "result"],
+            ),
+            feedback: counter(
+                &r,
+                "tiergate_feedback_total",
+                "Client feedback (POST /v1/feedback) by the tier and upstream that answered.",
+                &["tier", "upstream", "rating"],
+            ),
+            feedback_score: fcounter(
+                &r,
+                "tiergate_feedback_score_total",
+                "Sum of feedback ratings (up 1, down 0, or the number given): over feedback_total, the mean.",
+                &["tier", "upstream"],
+            ),
+            implicit_feedback: counter(
+                &r,
+                "tiergate_implicit_feedback_total",
+                "Answers followed by the same conversation asked again (retry) or sent to the frontier by hand (override).",
+                &["tier", "upstream", "signal"],
             ),
             hedges: counter(
                 &r,

@@ -197,7 +197,10 @@ impl Ledger {
     pub fn broken(&self, e: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         let (reason, code, message) = super::deadline::fault_of(e);
         let p = &self.rt.policy;
-        let (up, run) = (&p.upstreams[self.upstream], &self.rt.upstreams[self.upstream]);
+        let (up, run) = (
+            &p.upstreams[self.upstream],
+            &self.rt.upstreams[self.upstream],
+        );
         self.app
             .metrics
             .stream_errors
@@ -426,6 +429,4 @@ mod tests {
             (0, 1, 1, 2)
         );
     }
-
-
 }
