@@ -9,8 +9,8 @@ use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
 use crate::ui::Recent;
-use crate::upstream::health;
 pub use crate::upstream::Runtime;
+use crate::upstream::health;
 
 pub struct App {
     pub runtime: Arc<ArcSwap<Runtime>>,
@@ -28,6 +28,7 @@ impl App {
             recent: Recent::default(),
             ready: AtomicBool::new(true),
         };
+        app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         health::spawn(&app.runtime, &app.metrics);
         Arc::new(app)

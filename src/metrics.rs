@@ -64,6 +64,16 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// upstream, outcome (up | down)
     pub health_checks: IntCounterVec,
+    /// tier, upstream, check, result (pass | fail)
+    pub answer_checks: IntCounterVec,
+    /// tier, upstream, rating (up | down)
+    pub feedback: IntCounterVec,
+    /// tier, upstream: sum of ratings (up 1, down 0, or the number given)
+    pub feedback_score: prometheus::CounterVec,
+    /// tier, upstream, signal (retry | override): of the answer before
+    pub implicit_feedback: IntCounterVec,
+    /// tier, upstream (the one asked second), outcome (won | lost | failed)
+    pub hedges: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + Sample + 'static>(r: &Registry, m: T) -> T {
@@ -313,7 +323,110 @@ impl Metrics {
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
             ),
+            answer_checks: counter(
+                &r,
+                "tiergate_answer_checks_total",
+                "Answer checks (truncated, syntax, tool_calls, page, empty) by result.",
+                &["tier", "upstream", "check", "result"],
+            ),
+            feedback: counter(
+                &r,
+                "tiergate_feedback_total",
+                "Client feedback (POST /v1/feedback) by the tier and upstream that answered.",
+                &["tier", "upstream", "rating"],
+            ),
+            feedback_score: fcounter(
+                &r,
+                "tiergate_feedback_score_total",
+                "Sum of feedback ratings (up 1, down 0, or the number given): over feedback_total, the mean.",
+                &["tier", "upstream"],
+            ),
+            implicit_feedback: counter(
+                &r,
+                "tiergate_implicit_feedback_total",
+                "Answers followed by the same conversation asked again (retry) or sent to the frontier by hand (override).",
+                &["tier", "upstream", "signal"],
+            ),
+            hedges: counter(
+                &r,
+                "tiergate_hedges_total",
+                "Requests also sent to the tier's next upstream while the first sent no byte, by \
+                 outcome: won (its answer was used), lost (the first answered first), failed.",
+                &["tier", "upstream", "outcome"],
+            ),
             registry: r,
+        }
+    }
+
+    /// Creates, at zero, the series of the policy's tiers and upstreams that the dashboard
+    /// and the alerts query, so that they see zeros (not "no data") before the first request
+    /// and after a reload. Series of removed tiers and upstreams keep their last values.
+    pub fn preset(&self, policy: &crate::config::Policy) {
+        const FAILURES: &[&str] = &[
+            "connect",
+            "timeout",
+            "rate_limited",
+            "server_error",
+            "saturated",
+            "broken",
+            "unavailable",
+        ];
+        for up in &policy.upstreams {
+            let u = up.name.as_str();
+            self.upstream_in_flight.with_label_values(&[u]);
+            self.retries_denied.with_label_values(&[u]);
+            for f in FAILURES {
+                self.upstream_errors.with_label_values(&[u, f]);
+            }
+        }
+        for (t, tier) in policy.tiers.iter().enumerate() {
+            let name = tier.name.as_str();
+            self.overhead.with_label_values(&[name]);
+            self.decisions.with_label_values(&[name, "header"]);
+            if t == policy.primitive_tier {
+                self.decisions
+                    .with_label_values(&[name, crate::routing::classifier::PRIMITIVE]);
+            }
+            if t == policy.architecture_tier {
+                self.decisions
+                    .with_label_values(&[name, crate::routing::classifier::ARCHITECTURE]);
+            }
+            for (i, &up) in tier.upstreams.iter().enumerate() {
+                let u = policy.upstreams[up].name.as_str();
+                self.preset_route(name, u);
+                if let Some(&next) = tier.upstreams.get(i + 1) {
+                    let to = policy.upstreams[next].name.as_str();
+                    for f in FAILURES {
+                        self.fallbacks.with_label_values(&[u, to, f]);
+                    }
+                    for outcome in ["won", "lost", "failed"] {
+                        self.hedges.with_label_values(&[name, to, outcome]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn preset_route(&self, tier: &str, up: &str) {
+        for class in ["2xx", "4xx", "5xx"] {
+            self.requests
+                .with_label_values(&["chat_completions", tier, up, class, "other"]);
+        }
+        for stream in ["true", "false"] {
+            self.duration.with_label_values(&[tier, up, stream]);
+        }
+        self.ttft.with_label_values(&[tier, up]);
+        self.chunk_gap.with_label_values(&[tier, up]);
+        for source in ["reported", "estimated"] {
+            self.input_tokens.with_label_values(&[tier, up, source]);
+            self.output_tokens.with_label_values(&[tier, up, source]);
+        }
+        self.cached_tokens.with_label_values(&[tier, up]);
+        self.cost_usd.with_label_values(&[tier, up]);
+        self.reference_cost_usd.with_label_values(&[tier, up]);
+        self.avoided_cost_usd.with_label_values(&[tier, up]);
+        for reason in ["broken", "idle_timeout", "total_timeout"] {
+            self.stream_errors.with_label_values(&[tier, up, reason]);
         }
     }
 

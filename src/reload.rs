@@ -18,6 +18,7 @@ pub fn reload(app: &App, path: Option<&Path>) -> Result<(), String> {
     for w in rt.policy.warnings() {
         tracing::warn!("{w}");
     }
+    app.metrics.preset(&rt.policy);
     app.runtime.store(Arc::new(rt));
     app.publish_upstream_state();
     Ok(())

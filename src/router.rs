@@ -11,21 +11,16 @@ use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::{Body, HEADER_REQUEST_ID, header_value, request_id};
 use crate::protocol::Format;
-use crate::{proxy, status, ui};
+use crate::status::{self, Page};
+use crate::{proxy, ui};
 
 /// What answers a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// A model request, through the pipeline.
     Proxy(Format),
-    Models,
-    Health,
-    Ready,
-    Metrics,
-    Page,
-    Stats,
-    /// Claude Code's preflight.
-    Hello,
+    /// One of the gateway's own pages.
+    Status(Page),
 }
 
 impl Endpoint {
@@ -75,37 +70,37 @@ pub const ROUTES: &[Route] = &[
     Route {
         paths: &["/v1/models", "/models"],
         allow: "GET, HEAD",
-        endpoint: Endpoint::Models,
+        endpoint: Endpoint::Status(Page::Models),
     },
     Route {
         paths: &["/healthz"],
         allow: "GET, HEAD",
-        endpoint: Endpoint::Health,
+        endpoint: Endpoint::Status(Page::Health),
     },
     Route {
         paths: &["/readyz"],
         allow: "GET, HEAD",
-        endpoint: Endpoint::Ready,
+        endpoint: Endpoint::Status(Page::Ready),
     },
     Route {
         paths: &["/metrics"],
         allow: "GET, HEAD",
-        endpoint: Endpoint::Metrics,
+        endpoint: Endpoint::Status(Page::Metrics),
     },
     Route {
         paths: &["/", "/index.html"],
         allow: "GET, HEAD",
-        endpoint: Endpoint::Page,
+        endpoint: Endpoint::Status(Page::Live),
     },
     Route {
         paths: &[ui::STATS_PATH],
         allow: "GET, HEAD",
-        endpoint: Endpoint::Stats,
+        endpoint: Endpoint::Status(Page::Stats),
     },
     Route {
         paths: &["/api/hello"],
         allow: "GET, HEAD",
-        endpoint: Endpoint::Hello,
+        endpoint: Endpoint::Status(Page::Hello),
     },
 ];
 
@@ -141,7 +136,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let request_id = request_id(req.headers());
     let mut resp = match route(req.method(), req.uri().path()) {
         Ok(Endpoint::Proxy(format)) => proxy::serve(&app, req, format, &request_id).await,
-        Ok(endpoint) => status::serve(&app, endpoint),
+        Ok(Endpoint::Status(page)) => status::serve(&app, page),
         Err((e, format)) => {
             if matches!(e, GatewayError::MethodNotAllowed { .. }) {
                 tracing::debug!(request_id = %request_id, code = e.code(), "rejected: {e}");

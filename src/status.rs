@@ -7,23 +7,35 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::http::{Body, json, text};
-use crate::router::Endpoint;
 use crate::upstream::Runtime;
 
-pub fn serve(app: &App, endpoint: Endpoint) -> Response<Body> {
+/// The gateway's own pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Models,
+    Health,
+    Ready,
+    Metrics,
+    Live,
+    Stats,
+    /// Claude Code's preflight.
+    Hello,
+}
+
+pub fn serve(app: &App, page: Page) -> Response<Body> {
     let rt = app.runtime.load();
-    match endpoint {
-        Endpoint::Models => models(&rt),
-        Endpoint::Ready => readyz(&rt, app.is_ready()),
-        Endpoint::Health => text(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        Endpoint::Metrics => text(
+    match page {
+        Page::Models => models(&rt),
+        Page::Ready => readyz(&rt, app.is_ready()),
+        Page::Health => text(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        Page::Metrics => text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             Bytes::from(app.metrics.render()),
         ),
-        Endpoint::Page => crate::ui::page(),
-        Endpoint::Stats => crate::ui::stats(&rt, &app.metrics, &app.recent),
-        Endpoint::Hello | Endpoint::Proxy(_) => text(StatusCode::OK, "text/plain", Bytes::new()),
+        Page::Live => crate::ui::page(),
+        Page::Stats => crate::ui::stats(&rt, &app.metrics, &app.recent),
+        Page::Hello => text(StatusCode::OK, "text/plain", Bytes::new()),
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Policy {
     pub reference_upstream: Option<usize>,
     pub model_aliases: BTreeMap<String, String>,
     pub retry_budget: RetryBudgetConfig,
+    /// The scheduled probe (`probe:` in the policy).
+    pub probe: Option<super::quality::Probe>,
 }
 
 #[derive(Debug)]
@@ -61,6 +63,8 @@ pub struct Tier {
     pub name: String,
     /// Every upstream the policy lists, in order, enabled or not.
     pub upstreams: Vec<usize>,
+    /// Escalation, shadow comparison and quality gate (empty when the policy says nothing).
+    pub quality: super::quality::TierQuality,
 }
 
 impl Policy {
@@ -234,9 +238,21 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             };
             ids.push(i);
         }
+        let quality = super::quality::compile_tier(
+            &super::quality::TierSections {
+                name: &t.name,
+                escalate_on: &t.escalate_on,
+                hold_back: t.hold_back,
+                shadow: t.shadow.as_ref(),
+                quality_gate: t.quality_gate,
+            },
+            &index,
+            &err,
+        )?;
         tiers.push(Tier {
             name: t.name,
             upstreams: ids,
+            quality,
         });
     }
     let tier_index = |name: &str, key: &str| {
@@ -283,6 +299,13 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             "retry_budget: ratio and min_per_second must be finite and not negative".into(),
         ));
     }
+    let enabled: Vec<usize> = (0..upstreams.len())
+        .filter(|&i| upstreams[i].is_enabled())
+        .collect();
+    let probe = match &raw.probe {
+        None => None,
+        Some(p) => Some(super::quality::compile_probe(p, &index, &enabled, &err)?),
+    };
     Ok(Policy {
         source: file.to_string(),
         server: raw.server,
@@ -294,6 +317,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         reference_upstream,
         model_aliases: raw.model_aliases,
         retry_budget: raw.retry_budget,
+        probe,
     })
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::quality::{HoldBack, ProbeConfig, QualityGateConfig, ShadowConfig};
 use super::resilience::{
     BreakerConfig, ClientLimits, HealthConfig, RetryBudgetConfig, RetryConfig,
 };
@@ -28,6 +29,9 @@ pub struct PolicyFile {
     pub model_aliases: BTreeMap<String, String>,
     #[serde(default)]
     pub retry_budget: RetryBudgetConfig,
+    /// The probe suite run by `serve` on a schedule (off when absent).
+    #[serde(default)]
+    pub probe: Option<ProbeConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -249,6 +253,16 @@ impl Price {
 pub struct TierConfig {
     pub name: String,
     pub upstreams: Vec<String>,
+    /// Answer checks whose failure re-asks the tier's next upstream (non-streamed requests,
+    /// and streams with `hold_back`).
+    #[serde(default)]
+    pub escalate_on: Vec<String>,
+    #[serde(default)]
+    pub hold_back: Option<HoldBack>,
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
+    #[serde(default)]
+    pub quality_gate: Option<QualityGateConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -197,7 +197,10 @@ impl Ledger {
     pub fn broken(&self, e: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         let (reason, code, message) = super::deadline::fault_of(e);
         let p = &self.rt.policy;
-        let (up, run) = (&p.upstreams[self.upstream], &self.rt.upstreams[self.upstream]);
+        let (up, run) = (
+            &p.upstreams[self.upstream],
+            &self.rt.upstreams[self.upstream],
+        );
         self.app
             .metrics
             .stream_errors
@@ -289,30 +292,25 @@ impl Origin {
     /// Records a request tiergate answered itself, on purpose, without an upstream (a token
     /// count estimated): counted under upstream `none`, with an access-log line.
     pub fn answered_here(&self, tier: usize, status: u16, what: &'static str) {
-        let tier = self.rt.policy.tiers[tier].name.as_str();
-        self.app
-            .metrics
-            .requests
-            .with_label_values(&[self.endpoint, tier, NONE, status_class(status), self.client])
-            .inc();
-        tracing::info!(
-            target: "tiergate::access",
-            request_id = %self.request_id,
-            endpoint = self.endpoint,
-            client = self.client,
-            tier,
-            upstream = NONE,
-            status,
-            answered = what,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
-        );
+        self.unforwarded(Some(tier), status, None, Some(what));
     }
 
     /// Records a request that got an error from the gateway itself (bad input, no upstream,
     /// every upstream failed): counted under upstream `none`, and under tier `none` when it
     /// failed before a tier was decided.
     fn rejected(&self, tier: Option<usize>, error: &GatewayError) {
-        let status = error.status().as_u16();
+        self.unforwarded(tier, error.status().as_u16(), Some(error.code()), None);
+    }
+
+    /// Counts and logs a request no upstream answered: the error's code, or what tiergate
+    /// answered itself.
+    fn unforwarded(
+        &self,
+        tier: Option<usize>,
+        status: u16,
+        error: Option<&str>,
+        answered: Option<&str>,
+    ) {
         let tier = tier.map_or(NONE, |t| self.rt.policy.tiers[t].name.as_str());
         self.app
             .metrics
@@ -327,7 +325,8 @@ impl Origin {
             tier,
             upstream = NONE,
             status,
-            error = error.code(),
+            error,
+            answered,
             duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
         );
     }
@@ -430,6 +429,4 @@ mod tests {
             (0, 1, 1, 2)
         );
     }
-
-
 }

@@ -6,16 +6,27 @@ use crate::protocol::anthropic::{StreamEvent, Usage};
 use crate::protocol::sse::{data_of, event_name};
 use crate::translate::StreamTranslator;
 
-#[derive(Default)]
 pub struct AnthropicPassthrough {
     usage: Option<Usage>,
     /// `message_stop` (or an `error` event) came: the stream ended as Anthropic ends one.
-    ended: bool,
+    end: crate::translate::PassthroughEnd,
 }
 
 impl AnthropicPassthrough {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            usage: None,
+            end: crate::translate::PassthroughEnd {
+                ended: false,
+                format: crate::protocol::Format::Messages,
+            },
+        }
+    }
+}
+
+impl Default for AnthropicPassthrough {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -25,7 +36,7 @@ impl StreamTranslator for AnthropicPassthrough {
         match event_name(event) {
             Some("message_start" | "message_delta") => {}
             Some("message_stop" | "error") => {
-                self.ended = true;
+                self.end.ended = true;
                 return;
             }
             _ => return,
@@ -41,22 +52,11 @@ impl StreamTranslator for AnthropicPassthrough {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {
-        if !self.ended {
-            self.fail(
-                "upstream_stream_truncated",
-                "the upstream stream ended before the message was complete",
-                out,
-            );
-            return false;
-        }
-        true
+        self.end.finish(out)
     }
 
     fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
-        if !self.ended {
-            out.extend(crate::protocol::Format::Messages.stream_error(code, message));
-            self.ended = true;
-        }
+        self.end.fail(code, message, out);
     }
 
     fn usage(&self) -> Option<crate::protocol::openai::Usage> {

@@ -64,6 +64,33 @@ pub trait StreamTranslator: Send {
     fn usage(&self) -> Option<crate::protocol::openai::Usage>;
 }
 
+/// How a stream passed through in the client's own format ends: `ended` is whether its
+/// final event came. One that did not ends with an error event in `format` (`fail`), so the
+/// client never sees a cut stream.
+pub(crate) struct PassthroughEnd {
+    pub ended: bool,
+    pub format: crate::protocol::Format,
+}
+
+impl PassthroughEnd {
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        let whole = self.ended;
+        self.fail(
+            "upstream_stream_truncated",
+            "the upstream stream ended before the answer was complete",
+            out,
+        );
+        whole
+    }
+
+    pub fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
+        if !self.ended {
+            out.extend(self.format.stream_error(code, message));
+            self.ended = true;
+        }
+    }
+}
+
 /// Parses a JSON object from tool-call `arguments`; an empty string is an empty object.
 pub(crate) fn parse_arguments(args: &str) -> Result<serde_json::Value, serde_json::Error> {
     if args.trim().is_empty() {

@@ -48,14 +48,7 @@ pub fn stats(rt: &Runtime, metrics: &Metrics, recent: &Recent) -> Response<Body>
             r
         }
         // Cannot happen (every map key is a string), but never panic on it.
-        Err(e) => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            crate::protocol::error::to_json(
-                &format!("cannot encode the stats: {e}"),
-                "server_error",
-                None,
-                Some("stats_unavailable"),
-            ),
-        ),
+        Err(e) => crate::error::GatewayError::Internal(format!("cannot encode the stats: {e}"))
+            .response(crate::protocol::Format::Chat),
     }
 }

@@ -8,16 +8,21 @@ use crate::protocol::openai::{PromptDetails, Usage};
 use crate::protocol::sse::data_of;
 use crate::translate::StreamTranslator;
 
-#[derive(Default)]
 pub struct ResponsesPassthrough {
     usage: Option<Usage>,
     /// A final event came (`response.completed`, `incomplete` or `failed`).
-    ended: bool,
+    end: crate::translate::PassthroughEnd,
 }
 
 impl ResponsesPassthrough {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            usage: None,
+            end: crate::translate::PassthroughEnd {
+                ended: false,
+                format: crate::protocol::Format::Responses,
+            },
+        }
     }
 }
 
@@ -80,6 +85,12 @@ fn is_final(data: &[u8]) -> bool {
     .any(|k| head.windows(k.len()).any(|w| w == *k))
 }
 
+impl Default for ResponsesPassthrough {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl StreamTranslator for ResponsesPassthrough {
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(event);
@@ -87,7 +98,7 @@ impl StreamTranslator for ResponsesPassthrough {
         if !is_final(&data) {
             return;
         }
-        self.ended = true;
+        self.end.ended = true;
         if let Ok(f) = serde_json::from_slice::<Final>(&data)
             && let Some(u) = f.response.usage
         {
@@ -96,22 +107,11 @@ impl StreamTranslator for ResponsesPassthrough {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {
-        if !self.ended {
-            self.fail(
-                "upstream_stream_truncated",
-                "the upstream stream ended before the response was complete",
-                out,
-            );
-            return false;
-        }
-        true
+        self.end.finish(out)
     }
 
     fn fail(&mut self, code: &str, message: &str, out: &mut Vec<u8>) {
-        if !self.ended {
-            out.extend(crate::protocol::Format::Responses.stream_error(code, message));
-            self.ended = true;
-        }
+        self.end.fail(code, message, out);
     }
 
     fn usage(&self) -> Option<Usage> {
