@@ -10,8 +10,8 @@ use arc_swap::ArcSwap;
 use crate::govern::Governor;
 use crate::metrics::Metrics;
 use crate::ui::Recent;
-use crate::upstream::health;
 pub use crate::upstream::Runtime;
+use crate::upstream::health;
 
 pub struct App {
     pub runtime: Arc<ArcSwap<Runtime>>,
@@ -34,6 +34,7 @@ impl App {
             governor,
             ready: AtomicBool::new(true),
         };
+        app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         health::spawn(&app.runtime, &app.metrics);
         app.refresh_budgets();

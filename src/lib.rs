@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod provider;
 pub mod proxy;
+pub mod quality;
 pub mod reload;
 pub mod router;
 pub mod routing;

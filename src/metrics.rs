@@ -66,124 +66,26 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     /// Governance: the team label comes from the policy (its teams and its keys' teams) or
     /// is `none` for requests without a key; never a key or a key's name.
-    pub team: TeamMetrics,
+    pub team: crate::govern::metrics::TeamMetrics,
     /// rule, action (local | block)
     pub secrets: IntCounterVec,
     /// 1 while the state store (Redis, or memory) answers; 0 while failing.
     pub state_backend_up: IntGauge,
     /// reason (missing | unknown | admin)
     pub auth_failures: IntCounterVec,
+    /// tier, upstream, check, result (pass | fail)
+    pub answer_checks: IntCounterVec,
+    /// tier, upstream, rating (up | down)
+    pub feedback: IntCounterVec,
+    /// tier, upstream: sum of ratings (up 1, down 0, or the number given)
+    pub feedback_score: prometheus::CounterVec,
+    /// tier, upstream, signal (retry | override): of the answer before
+    pub implicit_feedback: IntCounterVec,
+    /// tier, upstream (the one asked second), outcome (won | lost | failed)
+    pub hedges: IntCounterVec,
 }
 
-/// Per-team families (see `crate::govern`).
-#[derive(Clone)]
-pub struct TeamMetrics {
-    /// team, tier, status_class
-    pub requests: IntCounterVec,
-    /// team
-    pub input_tokens: IntCounterVec,
-    pub output_tokens: IntCounterVec,
-    pub cost_usd: prometheus::CounterVec,
-    pub avoided_cost_usd: prometheus::CounterVec,
-    pub budget_used_usd: GaugeVec,
-    pub budget_left_usd: GaugeVec,
-    /// team, reason (rpm | tpm | budget | forbidden | state)
-    pub denied: IntCounterVec,
-}
-
-impl TeamMetrics {
-    fn new(r: &Registry) -> Self {
-        TeamMetrics {
-            requests: counter(
-                r,
-                "tiergate_team_requests_total",
-                "Requests answered, by team, tier and status class.",
-                &["team", "tier", "status_class"],
-            ),
-            input_tokens: counter(
-                r,
-                "tiergate_team_input_tokens_total",
-                "Prompt tokens by team.",
-                &["team"],
-            ),
-            output_tokens: counter(
-                r,
-                "tiergate_team_output_tokens_total",
-                "Completion tokens by team.",
-                &["team"],
-            ),
-            cost_usd: fcounter(
-                r,
-                "tiergate_team_cost_usd_total",
-                "Spend in US dollars by team.",
-                &["team"],
-            ),
-            avoided_cost_usd: fcounter(
-                r,
-                "tiergate_team_avoided_cost_usd_total",
-                "Reference cost minus actual cost, by team.",
-                &["team"],
-            ),
-            budget_used_usd: gauge(
-                r,
-                "tiergate_team_budget_used_usd",
-                "The team's frontier spend this calendar month (UTC), US dollars.",
-                &["team"],
-            ),
-            budget_left_usd: gauge(
-                r,
-                "tiergate_team_budget_left_usd",
-                "What is left of the team's monthly budget (its own, or its keys' summed).",
-                &["team"],
-            ),
-            denied: counter(
-                r,
-                "tiergate_team_denied_total",
-                "Requests refused by a limit, by team and reason.",
-                &["team", "reason"],
-            ),
-        }
-    }
-
-    /// One finished request of a team: what the record path calls.
-    pub fn observe(&self, o: &TeamObservation<'_>) {
-        self.requests
-            .with_label_values(&[o.team, o.tier, status_class(o.status)])
-            .inc();
-        if o.input_tokens > 0 {
-            self.input_tokens
-                .with_label_values(&[o.team])
-                .inc_by(o.input_tokens);
-        }
-        if o.output_tokens > 0 {
-            self.output_tokens
-                .with_label_values(&[o.team])
-                .inc_by(o.output_tokens);
-        }
-        if o.cost_usd > 0.0 {
-            self.cost_usd.with_label_values(&[o.team]).inc_by(o.cost_usd);
-        }
-        if o.avoided_cost_usd > 0.0 {
-            self.avoided_cost_usd
-                .with_label_values(&[o.team])
-                .inc_by(o.avoided_cost_usd);
-        }
-    }
-}
-
-/// What a finished request tells the per-team families.
-#[derive(Debug, Clone, Copy)]
-pub struct TeamObservation<'a> {
-    pub team: &'a str,
-    pub tier: &'a str,
-    pub status: u16,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cost_usd: f64,
-    pub avoided_cost_usd: f64,
-}
-
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     reg(
         r,
         GaugeVec::new(Opts::new(name, help), labels)
@@ -227,7 +129,7 @@ thread_local! {
     static SAMPLERS: std::cell::RefCell<Vec<Box<dyn Fn()>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(crate) fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     reg(
         r,
         IntCounterVec::new(Opts::new(name, help), labels)
@@ -235,7 +137,7 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     )
 }
 
-fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
+pub(crate) fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
     reg(
         r,
         prometheus::CounterVec::new(Opts::new(name, help), labels)
@@ -438,7 +340,7 @@ impl Metrics {
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
             ),
-            team: TeamMetrics::new(&r),
+            team: crate::govern::metrics::TeamMetrics::new(&r),
             secrets: counter(
                 &r,
                 "tiergate_secrets_total",
@@ -459,6 +361,37 @@ impl Metrics {
                 "Requests refused for their key (missing | unknown | admin).",
                 &["reason"],
             ),
+            answer_checks: counter(
+                &r,
+                "tiergate_answer_checks_total",
+                "Answer checks (truncated, syntax, tool_calls, page, empty) by result.",
+                &["tier", "upstream", "check", "result"],
+            ),
+            feedback: counter(
+                &r,
+                "tiergate_feedback_total",
+                "Client feedback (POST /v1/feedback) by the tier and upstream that answered.",
+                &["tier", "upstream", "rating"],
+            ),
+            feedback_score: fcounter(
+                &r,
+                "tiergate_feedback_score_total",
+                "Sum of feedback ratings (up 1, down 0, or the number given): over feedback_total, the mean.",
+                &["tier", "upstream"],
+            ),
+            implicit_feedback: counter(
+                &r,
+                "tiergate_implicit_feedback_total",
+                "Answers followed by the same conversation asked again (retry) or sent to the frontier by hand (override).",
+                &["tier", "upstream", "signal"],
+            ),
+            hedges: counter(
+                &r,
+                "tiergate_hedges_total",
+                "Requests also sent to the tier's next upstream while the first sent no byte, by \
+                 outcome: won (its answer was used), lost (the first answered first), failed.",
+                &["tier", "upstream", "outcome"],
+            ),
             registry: r,
         }
     }
@@ -469,6 +402,79 @@ impl Metrics {
             budget_used: self.team.budget_used_usd.clone(),
             budget_left: self.team.budget_left_usd.clone(),
             denied: self.team.denied.clone(),
+        }
+    }
+
+    /// Creates, at zero, the series of the policy's tiers and upstreams that the dashboard
+    /// and the alerts query, so that they see zeros (not "no data") before the first request
+    /// and after a reload. Series of removed tiers and upstreams keep their last values.
+    pub fn preset(&self, policy: &crate::config::Policy) {
+        crate::govern::metrics::preset(self, policy);
+        const FAILURES: &[&str] = &[
+            "connect",
+            "timeout",
+            "rate_limited",
+            "server_error",
+            "saturated",
+            "broken",
+            "unavailable",
+        ];
+        for up in &policy.upstreams {
+            let u = up.name.as_str();
+            self.upstream_in_flight.with_label_values(&[u]);
+            self.retries_denied.with_label_values(&[u]);
+            for f in FAILURES {
+                self.upstream_errors.with_label_values(&[u, f]);
+            }
+        }
+        for (t, tier) in policy.tiers.iter().enumerate() {
+            let name = tier.name.as_str();
+            self.overhead.with_label_values(&[name]);
+            self.decisions.with_label_values(&[name, "header"]);
+            if t == policy.primitive_tier {
+                self.decisions
+                    .with_label_values(&[name, crate::routing::classifier::PRIMITIVE]);
+            }
+            if t == policy.architecture_tier {
+                self.decisions
+                    .with_label_values(&[name, crate::routing::classifier::ARCHITECTURE]);
+            }
+            for (i, &up) in tier.upstreams.iter().enumerate() {
+                let u = policy.upstreams[up].name.as_str();
+                self.preset_route(name, u);
+                if let Some(&next) = tier.upstreams.get(i + 1) {
+                    let to = policy.upstreams[next].name.as_str();
+                    for f in FAILURES {
+                        self.fallbacks.with_label_values(&[u, to, f]);
+                    }
+                    for outcome in ["won", "lost", "failed"] {
+                        self.hedges.with_label_values(&[name, to, outcome]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn preset_route(&self, tier: &str, up: &str) {
+        for class in ["2xx", "4xx", "5xx"] {
+            self.requests
+                .with_label_values(&["chat_completions", tier, up, class, "other"]);
+        }
+        for stream in ["true", "false"] {
+            self.duration.with_label_values(&[tier, up, stream]);
+        }
+        self.ttft.with_label_values(&[tier, up]);
+        self.chunk_gap.with_label_values(&[tier, up]);
+        for source in ["reported", "estimated"] {
+            self.input_tokens.with_label_values(&[tier, up, source]);
+            self.output_tokens.with_label_values(&[tier, up, source]);
+        }
+        self.cached_tokens.with_label_values(&[tier, up]);
+        self.cost_usd.with_label_values(&[tier, up]);
+        self.reference_cost_usd.with_label_values(&[tier, up]);
+        self.avoided_cost_usd.with_label_values(&[tier, up]);
+        for reason in ["broken", "idle_timeout", "total_timeout"] {
+            self.stream_errors.with_label_values(&[tier, up, reason]);
         }
     }
 

@@ -21,6 +21,7 @@ pub fn reload(app: &App, path: Option<&Path>) -> Result<(), String> {
     if let Err(e) = app.governor.reconfigure(&rt.policy.governance.state) {
         tracing::error!("state store not changed: {e}");
     }
+    app.metrics.preset(&rt.policy);
     app.runtime.store(Arc::new(rt));
     app.publish_upstream_state();
     app.refresh_budgets();

@@ -148,7 +148,7 @@ async fn every_request_gets_an_answer_or_a_well_formed_error_under_faults() {
     let frontier = spec.clone().start().await;
     let local_yaml = upstream_yaml("local", &local, "{}").replace(
         "timeouts: { connect: 1s, first_byte: 5s, total: 30s }",
-        "timeouts: { connect: 1s, first_byte: 300ms, idle: 300ms, total: 5s }\n    retry: { attempts: 1, backoff: 10ms }\n    breaker: { consecutive_failures: 6, error_rate: 0.6, min_requests: 20, window: 10s, cool_down: 100ms }",
+        "timeouts: { connect: 1s, first_byte: 300ms, idle: 300ms, total: 5s }\n    retry: { attempts: 1, backoff: 10ms }\n    breaker: { consecutive_failures: 3, error_rate: 0.6, min_requests: 20, window: 10s, cool_down: 100ms }",
     );
     let frontier_yaml = upstream_yaml("frontier", &frontier, "{}").replace(
         "total: 30s }",

@@ -12,15 +12,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::spec::{
-    MockSpec, StreamReply, chat_body, est, metric_sum, sample_sum, scrape, sse_data,
-    wait_for, wait_metric,
-};
 use common::Gateway;
 use common::prices::*;
+use common::spec::{
+    MockSpec, StreamReply, chat_body, est, metric_sum, sample_sum, scrape, sse_data, wait_for,
+    wait_metric,
+};
 use serde_json::json;
-
-
 
 #[tokio::test]
 async fn non_streamed_usage_is_counted_and_priced_exactly() {
@@ -62,7 +60,7 @@ async fn non_streamed_usage_is_counted_and_priced_exactly() {
     );
     assert_eq!(
         get("tiergate_input_tokens_total", &[("source", "estimated")]),
-        None
+        Some(0.0)
     );
     // Two requests of 600 fresh + 400 cached input and 200 output tokens each.
     let cost = 2.0 * usd(600, 400, 200, LOCAL);
@@ -130,8 +128,8 @@ async fn non_streamed_usage_is_counted_and_priced_exactly() {
     );
     assert_eq!(
         get("tiergate_time_to_first_token_seconds_count", &[]),
-        None,
-        "no stream, no TTFT"
+        Some(0.0),
+        "no stream, no TTFT (the series is there from the start, at zero)"
     );
     assert_eq!(
         get("tiergate_upstream_up", &[("upstream", "local")]),
@@ -203,7 +201,7 @@ async fn stream_usage_is_asked_for_counted_and_stripped_unless_the_client_asked(
     assert_eq!(get("tiergate_output_tokens_total", &reported), Some(60.0));
     assert_eq!(
         get("tiergate_cached_input_tokens_total", PRIM_LOCAL),
-        None,
+        Some(0.0),
         "no cached tokens reported"
     );
     // Per stream: 120 * 0.1 + 30 * 1.0 = 42 micro-dollars; reference 120 * 3 + 30 * 15 = 810.
@@ -271,7 +269,7 @@ async fn usage_an_upstream_does_not_report_is_estimated_under_its_own_label() {
             &[("source", "reported")]
         )
         .await,
-        None
+        Some(0.0)
     );
     assert_close!(
         metric_sum(&gw, "tiergate_cost_usd_total", PRIM_LOCAL)
@@ -445,7 +443,7 @@ async fn hang_up_before_the_usage_chunk_counts_an_estimate_and_cancels_upstream(
             &[("source", "reported")]
         )
         .await,
-        None
+        Some(0.0)
     );
     assert_close!(
         metric_sum(&gw, "tiergate_cost_usd_total", PRIM_LOCAL)

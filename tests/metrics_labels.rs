@@ -12,11 +12,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
 use common::Gateway;
 use common::prices::*;
+use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
 use serde_json::{Value, json};
-
 
 #[tokio::test]
 async fn fallbacks_and_errors_are_counted_with_bounded_labels() {
@@ -130,11 +129,11 @@ async fn fallbacks_and_errors_are_counted_with_bounded_labels() {
     );
     assert_eq!(
         get("tiergate_input_tokens_total", &[("upstream", "picky")]),
-        None
+        Some(0.0)
     );
     assert_eq!(
         get("tiergate_cost_usd_total", &[("upstream", "picky")]),
-        None
+        Some(0.0)
     );
     assert!(
         !m.contains("gpt-9-secret-name"),

@@ -1,11 +1,12 @@
-//! The command line: `serve`, `check`, `classify`, `eval`, `keys`, `demo` (and the hidden
-//! `train`).
+//! The command line: `serve`, `check`, `classify`, `eval`, `keys`, `demo`, `probe` (and the
+//! hidden `train`).
 
 mod check;
 mod classify;
 mod demo;
 mod eval;
 mod keys;
+mod probe;
 mod serve;
 mod train;
 
@@ -68,6 +69,9 @@ enum Command {
     /// Client keys: `keys new` makes one.
     #[command(subcommand)]
     Keys(keys::Command),
+    /// Send the embedded suite of single-file coding tasks to each enabled upstream and
+    /// score the answers (checks, and running them where this machine can).
+    Probe(probe::Args),
     /// The whole product on this machine: simulated upstreams, the gateway, a workload, a summary.
     Demo(demo::Args),
     /// Rebuild the classifier's weights (src/routing/model.json) from labelled JSON Lines.
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
         } => eval::run(&data, policy.as_deref(), errors, params.as_deref(), shipped),
         Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Probe(args) => probe::run(args),
         Command::Train { data, out } => train::run(&data, &out),
     }
 }

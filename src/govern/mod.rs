@@ -31,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod state;
 
 use std::sync::Arc;

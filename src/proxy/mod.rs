@@ -62,7 +62,12 @@ pub async fn serve(
         Ok(resp) => resp,
         Err(reply) => {
             if reply.error.status().is_client_error() {
-                tracing::debug!(request_id, code = reply.error.code(), "rejected: {}", reply.error);
+                tracing::debug!(
+                    request_id,
+                    code = reply.error.code(),
+                    "rejected: {}",
+                    reply.error
+                );
             }
             reply.response(format)
         }
@@ -128,11 +133,13 @@ async fn lifecycle(
 
     // 5. Forward.
     let before_upstream = origin.started.elapsed();
-    let fwd = match forward::forward_to(app, rt, decision.tier, &sent, request_id, &prepare).await
-    {
+    let fwd = match forward::forward_to(app, rt, decision.tier, &sent, request_id, &prepare).await {
         Ok(fwd) => fwd,
         Err(e) if format == Format::CountTokens => {
-            tracing::debug!(request_id, "count_tokens: no upstream counted ({e}); estimating");
+            tracing::debug!(
+                request_id,
+                "count_tokens: no upstream counted ({e}); estimating"
+            );
             settle.finish(app, rt, 0, 0.0, 0);
             return estimate_tokens(origin, progress, &decision, &body);
         }
@@ -151,8 +158,8 @@ async fn lifecycle(
         (Way::ViaChat, _) => plan.translations.chat.as_ref(),
         _ => None,
     };
-    let chat_shaped =
-        way == Way::ViaChat || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
+    let chat_shaped = way == Way::ViaChat
+        || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
     let mut fwd = if chat_shaped {
         let route = local::Route {
             tier: decision.tier,
@@ -213,7 +220,12 @@ async fn lifecycle(
 }
 
 /// One attempt's request to `up` as the plan serves it.
-fn outgoing(up: &Upstream, run: &UpstreamRuntime, request: &ClientRequest<'_>, plan: &Plan) -> Outgoing {
+fn outgoing(
+    up: &Upstream,
+    run: &UpstreamRuntime,
+    request: &ClientRequest<'_>,
+    plan: &Plan,
+) -> Outgoing {
     let way = provider::way(request.format, up);
     provider::outgoing(up, &run.uris, way, request, &plan.translations).unwrap_or_else(|| {
         // Not reached: the plan sends only the upstreams whose way it can serve.

@@ -12,7 +12,8 @@ use crate::clients;
 use crate::config::Price;
 use crate::error::{ErrorReply, GatewayError};
 use crate::govern::auth::NO_TEAM;
-use crate::metrics::{InFlight, NONE, TeamObservation, status_class};
+use crate::govern::metrics::TeamObservation;
+use crate::metrics::{InFlight, NONE, status_class};
 use crate::protocol::Format;
 use crate::protocol::openai::Usage;
 use crate::routing::Decision;
@@ -218,7 +219,10 @@ impl Ledger {
     pub fn broken(&self, e: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         let (reason, code, message) = super::deadline::fault_of(e);
         let p = &self.rt.policy;
-        let (up, run) = (&p.upstreams[self.upstream], &self.rt.upstreams[self.upstream]);
+        let (up, run) = (
+            &p.upstreams[self.upstream],
+            &self.rt.upstreams[self.upstream],
+        );
         self.app
             .metrics
             .stream_errors
@@ -461,6 +465,4 @@ mod tests {
             (0, 1, 1, 2)
         );
     }
-
-
 }

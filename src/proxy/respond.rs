@@ -74,8 +74,7 @@ pub async fn respond(
                 MeteredStream::new(upstream_body, ledger, fwd.permit, strip_usage).boxed_unsync()
             }
             StreamWay::Translated(t) => {
-                TranslatedStream::new(upstream_body, t, upstream, ledger, fwd.permit)
-                    .boxed_unsync()
+                TranslatedStream::new(upstream_body, t, upstream, ledger, fwd.permit).boxed_unsync()
             }
         };
         if !adapter.native {
