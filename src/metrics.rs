@@ -72,6 +72,10 @@ pub struct Metrics {
     pub feedback_score: prometheus::CounterVec,
     /// tier, upstream, signal (retry | override): of the answer before
     pub implicit_feedback: IntCounterVec,
+    /// upstream, task: the last scheduled probe's score (0..1)
+    pub probe_score: GaugeVec,
+    /// upstream: spend of the scheduled probe
+    pub probe_cost_usd: prometheus::CounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
 }
@@ -346,6 +350,23 @@ impl Metrics {
                 "tiergate_implicit_feedback_total",
                 "Answers followed by the same conversation asked again (retry) or sent to the frontier by hand (override).",
                 &["tier", "upstream", "signal"],
+            ),
+            probe_score: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "tiergate_probe_score",
+                        "Score (0..1) of the last scheduled probe of each upstream on each task.",
+                    ),
+                    &["upstream", "task"],
+                )
+                .expect("valid metric"),
+            ),
+            probe_cost_usd: fcounter(
+                &r,
+                "tiergate_probe_cost_usd_total",
+                "Spend in US dollars of the scheduled probe.",
+                &["upstream"],
             ),
             hedges: counter(
                 &r,
