@@ -382,6 +382,25 @@ impl Metrics {
     /// Creates, at zero, the series of the policy's tiers and upstreams that the dashboard
     /// and the alerts query, so that they see zeros (not "no data") before the first request
     /// and after a reload. Series of removed tiers and upstreams keep their last values.
+    /// Zero series of the quality families for a tier and upstream: a pass rate with no
+    /// failure yet, and no feedback yet, are figures too.
+    fn preset_quality(&self, tier: &str, upstream: &str) {
+        for c in crate::quality::checks::Check::ALL {
+            for r in ["pass", "fail"] {
+                self.answer_checks
+                    .with_label_values(&[tier, upstream, c.name(), r]);
+            }
+        }
+        for r in ["up", "down"] {
+            self.feedback.with_label_values(&[tier, upstream, r]);
+        }
+        self.feedback_score.with_label_values(&[tier, upstream]);
+        for s in ["retry", "override"] {
+            self.implicit_feedback
+                .with_label_values(&[tier, upstream, s]);
+        }
+    }
+
     pub fn preset(&self, policy: &crate::config::Policy) {
         const FAILURES: &[&str] = &[
             "connect",
@@ -415,6 +434,13 @@ impl Metrics {
             for (i, &up) in tier.upstreams.iter().enumerate() {
                 let u = policy.upstreams[up].name.as_str();
                 self.preset_route(name, u);
+                self.preset_quality(name, u);
+                if let Some(&next) = tier.upstreams.get(i + 1) {
+                    let to = policy.upstreams[next].name.as_str();
+                    for c in crate::quality::checks::Check::ALL {
+                        self.escalations.with_label_values(&[u, to, c.name()]);
+                    }
+                }
                 if let Some(&next) = tier.upstreams.get(i + 1) {
                     let to = policy.upstreams[next].name.as_str();
                     for f in FAILURES {
