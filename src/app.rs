@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::govern::Governor;
 use crate::metrics::Metrics;
+use crate::quality::feedback::FeedbackStore;
 use crate::ui::Recent;
 pub use crate::upstream::Runtime;
 use crate::upstream::health;
@@ -20,6 +21,10 @@ pub struct App {
     pub recent: Recent,
     /// Rate limits and budgets of client keys, over the policy's state store.
     pub governor: Arc<Governor>,
+    /// Who answered each recent request, for `POST /v1/feedback`.
+    pub feedback: FeedbackStore,
+    /// The latest probe scores (`probe:` in the policy), for its floor.
+    pub probe_scores: crate::quality::schedule::ProbeScores,
     ready: AtomicBool,
 }
 
@@ -32,13 +37,17 @@ impl App {
             metrics,
             recent: Recent::default(),
             governor,
+            feedback: FeedbackStore::default(),
+            probe_scores: Default::default(),
             ready: AtomicBool::new(true),
         };
         app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         health::spawn(&app.runtime, &app.metrics);
         app.refresh_budgets();
-        Arc::new(app)
+        let app = Arc::new(app);
+        crate::quality::schedule::spawn(&app);
+        app
     }
 
     /// Reads the teams' spend this month from the state store, for the budget gauges.

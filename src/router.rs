@@ -21,6 +21,8 @@ pub enum Endpoint {
     Proxy(Format),
     /// One of the gateway's own pages.
     Status(Page),
+    /// `POST /v1/feedback`.
+    Feedback,
 }
 
 impl Endpoint {
@@ -98,6 +100,11 @@ pub const ROUTES: &[Route] = &[
         endpoint: Endpoint::Status(Page::Stats),
     },
     Route {
+        paths: &["/v1/feedback", "/feedback"],
+        allow: "POST",
+        endpoint: Endpoint::Feedback,
+    },
+    Route {
         paths: &["/api/hello"],
         allow: "GET, HEAD",
         endpoint: Endpoint::Status(Page::Hello),
@@ -160,6 +167,13 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             Ok(()) => status::serve(&app, page),
             Err(denied) => {
                 tracing::debug!(request_id = %request_id, code = denied.code(), "rejected: {denied}");
+                GatewayError::Denied(denied).response(Format::Chat)
+            }
+        },
+        Ok(Endpoint::Feedback) => match govern::authenticate(&app.runtime.load().policy.governance, req.headers()) {
+            Ok(_) => proxy::quality::feedback(&app, req).await,
+            Err(denied) => {
+                app.metrics.auth_failures.with_label_values(&[denied.label()]).inc();
                 GatewayError::Denied(denied).response(Format::Chat)
             }
         },

@@ -22,6 +22,7 @@ mod guard;
 mod local;
 mod parse;
 mod plan;
+pub mod quality;
 pub mod record;
 mod respond;
 mod stream;
@@ -115,7 +116,8 @@ async fn lifecycle(
         reservation,
     };
     let tier_name = progress.routed(origin, &decision);
-    let sent = plan.sent();
+    let mut sent = plan.sent();
+    quality::probe_floor(app, rt, decision.tier, &mut sent);
     if format == Format::CountTokens && sent.is_empty() {
         return estimate_tokens(origin, progress, &decision, &body);
     }
@@ -160,7 +162,7 @@ async fn lifecycle(
     };
     let chat_shaped = way == Way::ViaChat
         || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
-    let mut fwd = if chat_shaped {
+    let fwd = if chat_shaped {
         let route = local::Route {
             tier: decision.tier,
             order: &sent,
@@ -179,6 +181,19 @@ async fn lifecycle(
     } else {
         fwd
     };
+    // 5b. Escalate a whole answer that fails the tier's `escalate_on` checks.
+    let asked = Arc::new(quality::Asked::of(&parsed, chat_request));
+    let (mut fwd, escalated) = if chat_shaped && !stream {
+        let route = quality::Route {
+            tier: decision.tier,
+            order: &sent,
+            request_id,
+        };
+        quality::escalate(app, rt, route, &asked, fwd, &prepare).await?
+    } else {
+        (fwd, None)
+    };
+    let answered = fwd.upstream;
 
     // 6. Meter.
     let up = &rt.policy.upstreams[fwd.upstream];
@@ -205,6 +220,7 @@ async fn lifecycle(
         bills: adapter.bills,
         note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
         settle: Some(settle),
+        checks: chat_shaped.then(|| asked.clone()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
     progress.recorded = true;
@@ -216,7 +232,12 @@ async fn lifecycle(
         Way::Native | Way::Estimate | Way::Unserved => format,
     };
     let resp = respond::respond(fwd, up, tier_name, ledger, adapter, answered_in).await?;
-    Ok(tag(resp, tier_name, &up.name, decision.reason))
+    quality::served(app, rt, request_id, &decision, answered, &asked);
+    let mut resp = tag(resp, tier_name, &up.name, decision.reason);
+    if let Some(from) = &escalated {
+        quality::mark_escalated(&mut resp, from);
+    }
+    Ok(resp)
 }
 
 /// One attempt's request to `up` as the plan serves it.

@@ -67,6 +67,8 @@ pub struct Ledger {
     pub note: Note,
     /// The caller and its budget reservation, settled with the real cost at the end.
     pub settle: Option<super::guard::Settle>,
+    /// Set for chat-shaped answers: the answer checks run on them once complete.
+    pub checks: Option<Arc<super::quality::Asked>>,
 }
 
 /// About four bytes per token for code and English (JSON framing of messages included):
@@ -391,6 +393,7 @@ impl Ledger {
             bills: true,
             note: Note::default(),
             settle: None,
+            checks: None,
         }
     }
 }
