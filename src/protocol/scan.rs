@@ -80,38 +80,61 @@ pub fn string_values<'a>(
     json: &'a [u8],
     key: &'a Key,
 ) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
-    key.finder().find_iter(json).filter_map(move |at| {
-        let mut i = at + key.len();
-        let skip_ws = |i: &mut usize| {
-            while json.get(*i).is_some_and(u8::is_ascii_whitespace) {
-                *i += 1;
-            }
-        };
-        skip_ws(&mut i);
-        (json.get(i) == Some(&b':')).then_some(())?;
-        i += 1;
-        skip_ws(&mut i);
-        (json.get(i) == Some(&b'"')).then_some(())?;
-        let start = i + 1;
-        let mut j = start;
-        loop {
-            j += memchr::memchr2(b'"', b'\\', &json[j..])?;
-            if json[j] == b'"' {
-                return Some(start..j);
-            }
-            j += 2;
-        }
-    })
+    key.finder()
+        .find_iter(json)
+        .filter_map(move |at| string_after(json, at + key.len()))
 }
+
+/// The string value after a key that ends at `i`: the bytes between its quotes.
+fn string_after(json: &[u8], mut i: usize) -> Option<std::ops::Range<usize>> {
+    let skip_ws = |i: &mut usize| {
+        while json.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    (json.get(i) == Some(&b':')).then_some(())?;
+    i += 1;
+    skip_ws(&mut i);
+    (json.get(i) == Some(&b'"')).then_some(())?;
+    let start = i + 1;
+    let mut j = start;
+    loop {
+        j += memchr::memchr2(b'"', b'\\', json.get(j..)?)?;
+        if json[j] == b'"' {
+            return Some(start..j);
+        }
+        j += 2;
+    }
+}
+
+/// Up to this many bytes, one pass over the bytes beats one search per key.
+const SHORT: usize = 1024;
 
 /// Bytes of generated text in a chat or completions chunk: its content, reasoning, legacy
 /// `text` and tool-call arguments, as written (escapes count as written).
 pub fn output_text_len(json: &[u8]) -> usize {
-    TEXT_KEYS
-        .iter()
-        .flat_map(|k| string_values(json, k))
-        .map(|r| r.len())
-        .sum()
+    if json.len() > SHORT {
+        return TEXT_KEYS
+            .iter()
+            .flat_map(|k| string_values(json, k))
+            .map(|r| r.len())
+            .sum();
+    }
+    // A stream event is short: every key starts with a quote, so look at each quote once
+    // instead of searching the event once per key. Matches of one key never overlap, as
+    // with a search.
+    let mut free = [0usize; TEXT_KEYS.len()];
+    let mut total = 0;
+    for (at, _) in json.iter().enumerate().filter(|&(_, &b)| b == b'"') {
+        for (k, key) in TEXT_KEYS.iter().enumerate() {
+            if at >= free[k] && json[at..].starts_with(key.text) {
+                free[k] = at + key.len();
+                total += string_after(json, at + key.len()).map_or(0, |r| r.len());
+            }
+        }
+    }
+    total
 }
 
 /// Whether `needle` occurs anywhere.
@@ -145,6 +168,40 @@ mod tests {
             output_text_len(br#"{"choices":[{"delta":{"content":null}}]}"#),
             0
         );
+    }
+
+    /// The one-pass reading of short events counts what one search per key counts.
+    fn searched_text_len(json: &[u8]) -> usize {
+        TEXT_KEYS
+            .iter()
+            .flat_map(|k| string_values(json, k))
+            .map(|r| r.len())
+            .sum()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_events_are_measured_as_searching_measures_them(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "\"content\"", "\"reasoning_content\"", "\"text\"", "\"arguments\"",
+                "\"", ":", " ", "\\", "\\\"", "x", "{", "}", ",", "content", "text\"",
+                "\"content\":\"ab\"", "\"text\" : \"q\\\"r\"",
+            ]), 0..40),
+        ) {
+            let json = parts.concat();
+            proptest::prop_assert!(json.len() <= SHORT);
+            proptest::prop_assert_eq!(output_text_len(json.as_bytes()), searched_text_len(json.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn long_and_short_events_are_measured_alike() {
+        let event = br#"{"choices":[{"delta":{"content":"ab","reasoning_content":"c\"d","tool_calls":[{"function":{"arguments":"{}"}}]}}],"text":"xyz"}"#;
+        assert_eq!(output_text_len(event), 2 + 4 + 2 + 3);
+        let mut long = event.to_vec();
+        long.extend(std::iter::repeat_n(b' ', SHORT));
+        assert_eq!(output_text_len(&long), output_text_len(event));
+        assert_eq!(searched_text_len(event), output_text_len(event));
     }
 
     #[test]
