@@ -108,33 +108,14 @@ fn string_after(json: &[u8], mut i: usize) -> Option<std::ops::Range<usize>> {
     }
 }
 
-/// Up to this many bytes, one pass over the bytes beats one search per key.
-const SHORT: usize = 1024;
-
 /// Bytes of generated text in a chat or completions chunk: its content, reasoning, legacy
 /// `text` and tool-call arguments, as written (escapes count as written).
 pub fn output_text_len(json: &[u8]) -> usize {
-    if json.len() > SHORT {
-        return TEXT_KEYS
-            .iter()
-            .flat_map(|k| string_values(json, k))
-            .map(|r| r.len())
-            .sum();
-    }
-    // A stream event is short: every key starts with a quote, so look at each quote once
-    // instead of searching the event once per key. Matches of one key never overlap, as
-    // with a search.
-    let mut free = [0usize; TEXT_KEYS.len()];
-    let mut total = 0;
-    for (at, _) in json.iter().enumerate().filter(|&(_, &b)| b == b'"') {
-        for (k, key) in TEXT_KEYS.iter().enumerate() {
-            if at >= free[k] && json[at..].starts_with(key.text) {
-                free[k] = at + key.len();
-                total += string_after(json, at + key.len()).map_or(0, |r| r.len());
-            }
-        }
-    }
-    total
+    TEXT_KEYS
+        .iter()
+        .flat_map(|k| string_values(json, k))
+        .map(|r| r.len())
+        .sum()
 }
 
 /// Whether `needle` occurs anywhere.
@@ -170,38 +151,12 @@ mod tests {
         );
     }
 
-    /// The one-pass reading of short events counts what one search per key counts.
-    fn searched_text_len(json: &[u8]) -> usize {
-        TEXT_KEYS
-            .iter()
-            .flat_map(|k| string_values(json, k))
-            .map(|r| r.len())
-            .sum()
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn short_events_are_measured_as_searching_measures_them(
-            parts in proptest::collection::vec(proptest::sample::select(vec![
-                "\"content\"", "\"reasoning_content\"", "\"text\"", "\"arguments\"",
-                "\"", ":", " ", "\\", "\\\"", "x", "{", "}", ",", "content", "text\"",
-                "\"content\":\"ab\"", "\"text\" : \"q\\\"r\"",
-            ]), 0..40),
-        ) {
-            let json = parts.concat();
-            proptest::prop_assert!(json.len() <= SHORT);
-            proptest::prop_assert_eq!(output_text_len(json.as_bytes()), searched_text_len(json.as_bytes()));
-        }
-    }
-
     #[test]
-    fn long_and_short_events_are_measured_alike() {
-        let event = br#"{"choices":[{"delta":{"content":"ab","reasoning_content":"c\"d","tool_calls":[{"function":{"arguments":"{}"}}]}}],"text":"xyz"}"#;
-        assert_eq!(output_text_len(event), 2 + 4 + 2 + 3);
-        let mut long = event.to_vec();
-        long.extend(std::iter::repeat_n(b' ', SHORT));
-        assert_eq!(output_text_len(&long), output_text_len(event));
-        assert_eq!(searched_text_len(event), output_text_len(event));
+    fn a_string_cut_after_a_backslash_is_no_string() {
+        for cut in [&br#"{"content":"ab\"#[..], br#"{"content":"\"#, br#"{"content":""#] {
+            assert_eq!(output_text_len(cut), 0);
+        }
+        assert_eq!(output_text_len(br#"{"content":"a\"b"}"#), 4);
     }
 
     #[test]
