@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
+use crate::quality::feedback::FeedbackStore;
 use crate::ui::Recent;
 pub use crate::upstream::Runtime;
 use crate::upstream::health;
@@ -17,6 +18,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The latest routing decisions, for the live page.
     pub recent: Recent,
+    /// Who answered each recent request, for `POST /v1/feedback`.
+    pub feedback: FeedbackStore,
     ready: AtomicBool,
 }
 
@@ -26,6 +29,7 @@ impl App {
             runtime: Arc::new(ArcSwap::from_pointee(runtime)),
             metrics: Arc::new(Metrics::new()),
             recent: Recent::default(),
+            feedback: FeedbackStore::default(),
             ready: AtomicBool::new(true),
         };
         app.metrics.preset(&app.runtime.load().policy);

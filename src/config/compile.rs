@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::ConfigError;
 use super::resilience::{BreakerConfig, HealthConfig, RetryBudgetConfig, RetryConfig};
 use super::schema::{PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
+use crate::routing::decide::Routes;
 use crate::routing::rules::CompiledClassifier;
 use crate::secret::Secret;
 
@@ -112,6 +113,30 @@ impl Policy {
             }
         }
         out
+    }
+}
+
+impl Routes for Policy {
+    fn tier_index(&self, name: &str) -> Option<usize> {
+        Policy::tier_index(self, name)
+    }
+    fn upstream_index(&self, name: &str) -> Option<usize> {
+        Policy::upstream_index(self, name)
+    }
+    fn tier_of_upstream(&self, upstream: usize) -> Option<usize> {
+        Policy::tier_of_upstream(self, upstream)
+    }
+    fn alias(&self, model: &str) -> Option<&str> {
+        self.model_aliases.get(model).map(String::as_str)
+    }
+    fn primitive_tier(&self) -> usize {
+        self.primitive_tier
+    }
+    fn architecture_tier(&self) -> usize {
+        self.architecture_tier
+    }
+    fn classifier(&self) -> &CompiledClassifier {
+        &self.classifier
     }
 }
 

@@ -21,6 +21,7 @@ mod forward;
 mod local;
 mod parse;
 mod plan;
+pub mod quality;
 pub mod record;
 mod respond;
 mod stream;
@@ -130,7 +131,7 @@ async fn lifecycle(
     };
     let chat_shaped = way == Way::ViaChat
         || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
-    let mut fwd = if chat_shaped {
+    let fwd = if chat_shaped {
         let route = local::Route {
             tier: decision.tier,
             order: &sent,
@@ -140,6 +141,19 @@ async fn lifecycle(
     } else {
         fwd
     };
+    // 5b. Escalate a whole answer that fails the tier's `escalate_on` checks.
+    let asked = Arc::new(quality::Asked::of(&parsed, chat_request));
+    let (mut fwd, escalated) = if chat_shaped && !stream {
+        let route = quality::Route {
+            tier: decision.tier,
+            order: &sent,
+            request_id,
+        };
+        quality::escalate(app, rt, route, &asked, fwd, &prepare).await?
+    } else {
+        (fwd, None)
+    };
+    let answered = fwd.upstream;
 
     // 6. Meter.
     let up = &rt.policy.upstreams[fwd.upstream];
@@ -165,6 +179,7 @@ async fn lifecycle(
         in_flight: progress.in_flight.take(),
         bills: adapter.bills,
         note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
+        checks: chat_shaped.then(|| asked.clone()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
     progress.recorded = true;
@@ -176,7 +191,12 @@ async fn lifecycle(
         Way::Native | Way::Estimate | Way::Unserved => format,
     };
     let resp = respond::respond(fwd, up, tier_name, ledger, adapter, answered_in).await?;
-    Ok(tag(resp, tier_name, &up.name, decision.reason))
+    quality::served(app, rt, request_id, &decision, answered, &asked);
+    let mut resp = tag(resp, tier_name, &up.name, decision.reason);
+    if let Some(from) = &escalated {
+        quality::mark_escalated(&mut resp, from);
+    }
+    Ok(resp)
 }
 
 /// One attempt's request to `up` as the plan serves it.

@@ -63,6 +63,8 @@ pub struct Ledger {
     pub bills: bool,
     /// Score and reasons of the decision, for the live page's recent decisions.
     pub note: Note,
+    /// Set for chat-shaped answers: the answer checks run on them once complete.
+    pub checks: Option<Arc<super::quality::Asked>>,
 }
 
 /// About four bytes per token for code and English (JSON framing of messages included):
@@ -355,6 +357,7 @@ impl Ledger {
             upstream_in_flight: fwd.in_flight.take(),
             bills: true,
             note: Note::default(),
+            checks: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::http::{Body, full, is_sse, passes_through};
 use crate::protocol::Format;
 use crate::protocol::scan::body_text_len;
 use crate::provider::{Adapter, StreamWay};
+use crate::quality::checks::Answer;
 
 /// Reads a whole upstream body within what is left of its total timeout.
 pub async fn collect(
@@ -95,6 +96,15 @@ pub async fn respond(
         }
     };
     drop(fwd.permit);
+    if let Some(asked) = ledger.checks.take()
+        && status.is_success()
+        && matches!(upstream, Format::Chat | Format::Completions)
+    {
+        let answer = bytes.clone();
+        super::quality::check_later(&ledger.app, tier, &up.name, asked, move || {
+            Answer::from_chat_json(&answer)
+        });
+    }
     let done = Instant::now();
     // The text is measured only for an estimate: when the upstream reports no usage.
     let raw = bytes.clone();
