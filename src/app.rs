@@ -20,6 +20,8 @@ pub struct App {
     pub recent: Recent,
     /// Who answered each recent request, for `POST /v1/feedback`.
     pub feedback: FeedbackStore,
+    /// The latest probe scores (`probe:` in the policy), for its floor.
+    pub probe_scores: crate::quality::schedule::ProbeScores,
     ready: AtomicBool,
 }
 
@@ -30,12 +32,15 @@ impl App {
             metrics: Arc::new(Metrics::new()),
             recent: Recent::default(),
             feedback: FeedbackStore::default(),
+            probe_scores: Default::default(),
             ready: AtomicBool::new(true),
         };
         app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         health::spawn(&app.runtime, &app.metrics);
-        Arc::new(app)
+        let app = Arc::new(app);
+        crate::quality::schedule::spawn(&app);
+        app
     }
 
     /// Republishes the upstream gauges from the current policy (after a reload).

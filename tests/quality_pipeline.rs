@@ -252,3 +252,65 @@ async fn feedback_is_counted_for_the_answer_it_names_and_bad_bodies_are_refused(
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_probe_exports_scores_and_its_floor_spills_the_primitive_tier_over() {
+    let local =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-a", BROKEN, 10, 10))).await;
+    let frontier =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await;
+    let text = policy(&local.base_url(), &frontier.base_url(), "")
+        + "probe: { interval: 1h, upstreams: [a], floor: 0.9, max_tokens: 64 }\n";
+    let gw = Gateway::start(&text).await;
+    let suite = tiergate::quality::probe::SUITE;
+    for _ in 0..1000 {
+        if gw.app.probe_scores.get("a").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let score = gw.app.probe_scores.get("a").expect("the probe ran");
+    assert!(score < 0.9, "{score}");
+    assert_eq!(local.requests().len(), suite.len(), "one request per task");
+    assert_eq!(local.requests()[0].json()["max_tokens"], 64);
+    assert!(
+        frontier.requests().is_empty(),
+        "only the policy's probe upstreams are probed"
+    );
+    let m = gw.metrics();
+    for t in suite {
+        let v = metric(
+            &m,
+            &format!(r#"tiergate_probe_score{{task="{}",upstream="a"}}"#, t.name),
+        );
+        assert!(
+            v.is_some_and(|v| (0.0..0.9).contains(&v)),
+            "{}: {v:?}",
+            t.name
+        );
+    }
+    // Under the floor: the primitive tier answers from b, and says so.
+    let (status, headers, _) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    assert_eq!(
+        (
+            status.as_u16(),
+            headers["x-tiergate-upstream"].to_str().unwrap()
+        ),
+        (200, "b")
+    );
+    assert_eq!(local.requests().len(), suite.len(), "a is not asked");
+    let m = gw.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_fallbacks_total{from="a",reason="probe_floor",to="b"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    // Back over the floor (a better round), the local upstream answers again.
+    gw.app.probe_scores.set("a", 0.95);
+    let (_, headers, _) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    assert_eq!(headers["x-tiergate-upstream"], "a");
+    gw.shutdown().await;
+}

@@ -94,7 +94,8 @@ async fn lifecycle(
 
     // 4. Plan.
     let plan = Plan::new(rt, &decision, format, &body)?;
-    let sent = plan.sent();
+    let mut sent = plan.sent();
+    quality::probe_floor(app, rt, decision.tier, &mut sent);
     if format == Format::CountTokens && sent.is_empty() {
         return estimate_tokens(origin, progress, &decision, &body);
     }

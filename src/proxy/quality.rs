@@ -227,3 +227,25 @@ pub async fn feedback(
         }
     }
 }
+
+/// The policy's probe floor: while the primitive tier's first upstream scores under it, its
+/// requests go to the next upstream first (the local one stays last, so nothing is lost).
+pub fn probe_floor(app: &App, rt: &Runtime, tier: usize, sent: &mut [usize]) {
+    let p = &rt.policy;
+    if tier != p.primitive_tier || sent.len() < 2 {
+        return;
+    }
+    let first = sent[0];
+    if p.tiers[tier].upstreams.first() != Some(&first) || !app.probe_scores.under_floor(p, first) {
+        return;
+    }
+    sent.rotate_left(1);
+    app.metrics
+        .fallbacks
+        .with_label_values(&[
+            &p.upstreams[first].name,
+            &p.upstreams[sent[0]].name,
+            "probe_floor",
+        ])
+        .inc();
+}
