@@ -18,6 +18,7 @@ pub mod error;
 pub mod govern;
 pub mod http;
 pub mod local;
+pub mod logfields;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
