@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::resilience::{
-    BreakerConfig, ClientLimits, HealthConfig, RetryBudgetConfig, RetryConfig,
+    AdaptiveFirstByte, BreakerConfig, ClientLimits, HealthConfig, HedgeConfig,
+    RetryBudgetConfig, RetryConfig,
 };
 use crate::secret::Secret;
 
@@ -114,6 +115,10 @@ pub struct UpstreamConfig {
     /// Active health checks (off when absent).
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    #[serde(default)]
+    pub hedge: HedgeConfig,
+    #[serde(default)]
+    pub first_byte_adaptive: AdaptiveFirstByte,
 }
 
 fn default_queue() -> usize {
