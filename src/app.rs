@@ -8,15 +8,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
+use crate::quality::feedback::FeedbackStore;
 use crate::ui::Recent;
-use crate::upstream::health;
 pub use crate::upstream::Runtime;
+use crate::upstream::health;
 
 pub struct App {
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub metrics: Arc<Metrics>,
     /// The latest routing decisions, for the live page.
     pub recent: Recent,
+    /// Who answered each recent request, for `POST /v1/feedback`.
+    pub feedback: FeedbackStore,
+    /// The latest probe scores (`probe:` in the policy), for its floor.
+    pub probe_scores: crate::quality::schedule::ProbeScores,
     ready: AtomicBool,
 }
 
@@ -26,12 +31,16 @@ impl App {
             runtime: Arc::new(ArcSwap::from_pointee(runtime)),
             metrics: Arc::new(Metrics::new()),
             recent: Recent::default(),
+            feedback: FeedbackStore::default(),
+            probe_scores: Default::default(),
             ready: AtomicBool::new(true),
         };
         app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         health::spawn(&app.runtime, &app.metrics);
-        Arc::new(app)
+        let app = Arc::new(app);
+        crate::quality::schedule::spawn(&app);
+        app
     }
 
     /// Republishes the upstream gauges from the current policy (after a reload).

@@ -39,6 +39,11 @@ pub enum GatewayError {
     },
     #[error("Unknown request URL: {0}")]
     NotFound(String),
+    /// Feedback for a request id the gateway does not know (never seen, or expired).
+    #[error(
+        "No answer with request id '{0}' is known (unknown, or older than the feedback window)."
+    )]
+    UnknownRequestId(String),
     #[error("Method {method} is not allowed on this URL; allowed: {allow}.")]
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("The request was not received within {0:?}.")]
@@ -126,7 +131,7 @@ impl GatewayError {
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ModelNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
+            ModelNotFound(_) | NotFound(_) | UnknownRequestId(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             NoUpstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamFailed { kind, .. } => match kind {
@@ -173,6 +178,7 @@ impl GatewayError {
                 | UpstreamFailure::Broken => "upstream_error",
             },
             NotFound(_) => "unknown_url",
+            UnknownRequestId(_) => "unknown_request_id",
             MethodNotAllowed { .. } => "method_not_allowed",
             RequestTimeout(_) => "request_timeout",
             Internal(_) => "internal_error",
@@ -187,10 +193,15 @@ impl GatewayError {
     pub fn source(&self) -> Source {
         use GatewayError::*;
         match self {
-            InvalidJson(_) | MissingField(_) | InvalidField { .. } | BodyTooLarge(_)
-            | BodyRead(_) | NotFound(_) | MethodNotAllowed { .. } | RequestTimeout(_) => {
-                Source::Client
-            }
+            InvalidJson(_)
+            | MissingField(_)
+            | InvalidField { .. }
+            | BodyTooLarge(_)
+            | BodyRead(_)
+            | NotFound(_)
+            | MethodNotAllowed { .. }
+            | RequestTimeout(_)
+            | UnknownRequestId(_) => Source::Client,
             ModelNotFound(_) | TierNotFound(_) | NoUpstream(_) => Source::Policy,
             UpstreamFailed { .. } => Source::Upstream,
             Internal(_) => Source::Gateway,
@@ -213,6 +224,7 @@ impl GatewayError {
             GatewayError::MissingField(p) | GatewayError::InvalidField { param: p, .. } => Some(p),
             GatewayError::ModelNotFound(_) => Some("model"),
             GatewayError::TierNotFound(_) => Some("x-tiergate-tier"),
+            GatewayError::UnknownRequestId(_) => Some("request_id"),
             _ => None,
         }
     }

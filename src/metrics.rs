@@ -64,6 +64,18 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// upstream, outcome (up | down)
     pub health_checks: IntCounterVec,
+    /// tier, upstream, check, result (pass | fail)
+    pub answer_checks: IntCounterVec,
+    /// tier, upstream, rating (up | down)
+    pub feedback: IntCounterVec,
+    /// tier, upstream: sum of ratings (up 1, down 0, or the number given)
+    pub feedback_score: prometheus::CounterVec,
+    /// tier, upstream, signal (retry | override): of the answer before
+    pub implicit_feedback: IntCounterVec,
+    /// upstream, task: the last scheduled probe's score (0..1)
+    pub probe_score: GaugeVec,
+    /// upstream: spend of the scheduled probe
+    pub probe_cost_usd: prometheus::CounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
 }
@@ -315,6 +327,47 @@ impl Metrics {
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
             ),
+            answer_checks: counter(
+                &r,
+                "tiergate_answer_checks_total",
+                "Answer checks (truncated, syntax, tool_calls, page, empty) by result.",
+                &["tier", "upstream", "check", "result"],
+            ),
+            feedback: counter(
+                &r,
+                "tiergate_feedback_total",
+                "Client feedback (POST /v1/feedback) by the tier and upstream that answered.",
+                &["tier", "upstream", "rating"],
+            ),
+            feedback_score: fcounter(
+                &r,
+                "tiergate_feedback_score_total",
+                "Sum of feedback ratings (up 1, down 0, or the number given): over feedback_total, the mean.",
+                &["tier", "upstream"],
+            ),
+            implicit_feedback: counter(
+                &r,
+                "tiergate_implicit_feedback_total",
+                "Answers followed by the same conversation asked again (retry) or sent to the frontier by hand (override).",
+                &["tier", "upstream", "signal"],
+            ),
+            probe_score: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "tiergate_probe_score",
+                        "Score (0..1) of the last scheduled probe of each upstream on each task.",
+                    ),
+                    &["upstream", "task"],
+                )
+                .expect("valid metric"),
+            ),
+            probe_cost_usd: fcounter(
+                &r,
+                "tiergate_probe_cost_usd_total",
+                "Spend in US dollars of the scheduled probe.",
+                &["upstream"],
+            ),
             hedges: counter(
                 &r,
                 "tiergate_hedges_total",
@@ -329,6 +382,25 @@ impl Metrics {
     /// Creates, at zero, the series of the policy's tiers and upstreams that the dashboard
     /// and the alerts query, so that they see zeros (not "no data") before the first request
     /// and after a reload. Series of removed tiers and upstreams keep their last values.
+    /// Zero series of the quality families for a tier and upstream: a pass rate with no
+    /// failure yet, and no feedback yet, are figures too.
+    fn preset_quality(&self, tier: &str, upstream: &str) {
+        for c in crate::quality::checks::Check::ALL {
+            for r in ["pass", "fail"] {
+                self.answer_checks
+                    .with_label_values(&[tier, upstream, c.name(), r]);
+            }
+        }
+        for r in ["up", "down"] {
+            self.feedback.with_label_values(&[tier, upstream, r]);
+        }
+        self.feedback_score.with_label_values(&[tier, upstream]);
+        for s in ["retry", "override"] {
+            self.implicit_feedback
+                .with_label_values(&[tier, upstream, s]);
+        }
+    }
+
     pub fn preset(&self, policy: &crate::config::Policy) {
         const FAILURES: &[&str] = &[
             "connect",
@@ -362,6 +434,13 @@ impl Metrics {
             for (i, &up) in tier.upstreams.iter().enumerate() {
                 let u = policy.upstreams[up].name.as_str();
                 self.preset_route(name, u);
+                self.preset_quality(name, u);
+                if let Some(&next) = tier.upstreams.get(i + 1) {
+                    let to = policy.upstreams[next].name.as_str();
+                    for c in crate::quality::checks::Check::ALL {
+                        self.escalations.with_label_values(&[u, to, c.name()]);
+                    }
+                }
                 if let Some(&next) = tier.upstreams.get(i + 1) {
                     let to = policy.upstreams[next].name.as_str();
                     for f in FAILURES {

@@ -21,6 +21,8 @@ pub enum Endpoint {
     Proxy(Format),
     /// One of the gateway's own pages.
     Status(Page),
+    /// `POST /v1/feedback`.
+    Feedback,
 }
 
 impl Endpoint {
@@ -98,6 +100,11 @@ pub const ROUTES: &[Route] = &[
         endpoint: Endpoint::Status(Page::Stats),
     },
     Route {
+        paths: &["/v1/feedback", "/feedback"],
+        allow: "POST",
+        endpoint: Endpoint::Feedback,
+    },
+    Route {
         paths: &["/api/hello"],
         allow: "GET, HEAD",
         endpoint: Endpoint::Status(Page::Hello),
@@ -137,6 +144,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let mut resp = match route(req.method(), req.uri().path()) {
         Ok(Endpoint::Proxy(format)) => proxy::serve(&app, req, format, &request_id).await,
         Ok(Endpoint::Status(page)) => status::serve(&app, page),
+        Ok(Endpoint::Feedback) => proxy::quality::feedback(&app, req).await,
         Err((e, format)) => {
             if matches!(e, GatewayError::MethodNotAllowed { .. }) {
                 tracing::debug!(request_id = %request_id, code = e.code(), "rejected: {e}");
@@ -144,8 +152,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             e.response(format)
         }
     };
-    resp.headers_mut()
-        .insert(HEADER_REQUEST_ID, header_value(&request_id));
+    const ID: http::HeaderName = http::HeaderName::from_static(HEADER_REQUEST_ID);
+    resp.headers_mut().insert(ID, header_value(&request_id));
     resp
 }
 

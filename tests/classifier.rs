@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use serde_json::value::RawValue;
 use tiergate::config::{self, Policy};
 use tiergate::routing::classifier::{self, Classification};
-use tiergate::routing::eval;
-use tiergate::routing::model::TrainParams;
 use tiergate::routing::task;
-use tiergate::routing::wrap;
+use tiergate::routing::train::TrainParams;
+use tiergate::routing::train::eval;
+use tiergate::routing::train::wrap;
 use tiergate::routing::{Conversation, decide};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");

@@ -12,15 +12,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::spec::{
-    MockSpec, StreamReply, chat_body, est, metric_sum, sample_sum, scrape, sse_data,
-    wait_for, wait_metric,
-};
 use common::Gateway;
 use common::prices::*;
+use common::spec::{
+    MockSpec, StreamReply, chat_body, est, metric_sum, sample_sum, scrape, sse_data, wait_for,
+    wait_metric,
+};
 use serde_json::json;
-
-
 
 #[tokio::test]
 async fn non_streamed_usage_is_counted_and_priced_exactly() {

@@ -12,11 +12,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
 use common::Gateway;
 use common::prices::*;
+use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
 use serde_json::{Value, json};
-
 
 #[tokio::test]
 async fn fallbacks_and_errors_are_counted_with_bounded_labels() {

@@ -79,7 +79,10 @@ fn events(body: &[u8]) -> Vec<(Option<String>, Value)> {
         .split("\n\n")
         .filter(|e| !e.trim().is_empty())
         .filter_map(|e| {
-            let name = e.lines().find_map(|l| l.strip_prefix("event: ")).map(str::to_owned);
+            let name = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .map(str::to_owned);
             let data = e.lines().find_map(|l| l.strip_prefix("data: "))?;
             (data != "[DONE]").then(|| (name, serde_json::from_str(data).unwrap()))
         })
@@ -89,7 +92,9 @@ fn events(body: &[u8]) -> Vec<(Option<String>, Value)> {
 fn body(path: &str, text: &str) -> String {
     let msgs = json!([{"role": "user", "content": text}]);
     match path {
-        "/v1/messages" => json!({"model": "auto", "max_tokens": 64, "stream": true, "messages": msgs}),
+        "/v1/messages" => {
+            json!({"model": "auto", "max_tokens": 64, "stream": true, "messages": msgs})
+        }
         "/v1/responses" => json!({"model": "auto", "stream": true, "input": msgs}),
         _ => json!({"model": "auto", "stream": true, "messages": msgs}),
     }
@@ -117,11 +122,18 @@ async fn a_broken_stream_ends_with_an_error_event_in_the_client_format() {
     for (path, tier, shape) in cases {
         for text in ["cut-before-content", CUT_AFTER] {
             let what = format!("{path} via {tier}, {text}");
-            let (status, headers, bytes) =
-                post(&gw.url(path), body(path, text), &[("x-tiergate-tier", tier)]).await;
+            let (status, headers, bytes) = post(
+                &gw.url(path),
+                body(path, text),
+                &[("x-tiergate-tier", tier)],
+            )
+            .await;
             assert_eq!(status, 200, "{what}: {}", String::from_utf8_lossy(&bytes));
             assert!(
-                headers["content-type"].to_str().unwrap().starts_with("text/event-stream"),
+                headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/event-stream"),
                 "{what}"
             );
             let evs = events(&bytes);
@@ -138,9 +150,13 @@ async fn a_broken_stream_ends_with_an_error_event_in_the_client_format() {
                 }
                 _ => {
                     let n = name.as_deref().unwrap_or_default();
-                    assert!(["error", "response.failed"].contains(&n), "{what}: {n} {last}");
                     assert!(
-                        !evs.iter().any(|(n, _)| n.as_deref() == Some("response.completed")),
+                        ["error", "response.failed"].contains(&n),
+                        "{what}: {n} {last}"
+                    );
+                    assert!(
+                        !evs.iter()
+                            .any(|(n, _)| n.as_deref() == Some("response.completed")),
                         "{what}: a broken stream claimed completion"
                     );
                 }
@@ -152,10 +168,16 @@ async fn a_broken_stream_ends_with_an_error_event_in_the_client_format() {
     }
     // Every break is counted against the upstream that broke (two cuts per case).
     let m = gw.metrics();
-    for (tier, up, n) in [("primitive", "oa", 6.0), ("architecture", "an", 6.0), ("responder", "rs", 2.0)] {
+    for (tier, up, n) in [
+        ("primitive", "oa", 6.0),
+        ("architecture", "an", 6.0),
+        ("responder", "rs", 2.0),
+    ] {
         let broken = metric(
             &m,
-            &format!("tiergate_stream_errors_total{{reason=\"broken\",tier=\"{tier}\",upstream=\"{up}\"}}"),
+            &format!(
+                "tiergate_stream_errors_total{{reason=\"broken\",tier=\"{tier}\",upstream=\"{up}\"}}"
+            ),
         );
         assert_eq!(broken, Some(n), "{up}: {m}");
     }
@@ -203,10 +225,11 @@ async fn count_tokens_is_counted_estimated_or_forwarded() {
     .await;
     let oa = MockUpstream::start(|_| Reply::Json(500, json!({}))).await;
     let gw = Gateway::start(&policy(&oa.base_url(), &an.base_url(), &oa.base_url())).await;
-    let body = json!({"model": "auto", "messages": [{"role": "user", "content": "count me"}]})
-        .to_string();
+    let body =
+        json!({"model": "auto", "messages": [{"role": "user", "content": "count me"}]}).to_string();
     let url = gw.url("/v1/messages/count_tokens");
-    let (status, headers, b) = post(&url, body.clone(), &[("x-tiergate-tier", "architecture")]).await;
+    let (status, headers, b) =
+        post(&url, body.clone(), &[("x-tiergate-tier", "architecture")]).await;
     assert_eq!(status, 200);
     assert_eq!(common::json(&b)["input_tokens"], 42);
     assert_eq!(headers["x-tiergate-upstream"], "an");
@@ -214,20 +237,28 @@ async fn count_tokens_is_counted_estimated_or_forwarded() {
     assert_eq!(status, 200);
     assert!(common::json(&b)["input_tokens"].as_u64().unwrap() > 0);
     assert_eq!(headers["x-tiergate-upstream"], "estimate");
-    assert!(oa.requests().is_empty(), "an OpenAI upstream was asked to count");
+    assert!(
+        oa.requests().is_empty(),
+        "an OpenAI upstream was asked to count"
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
     let m = gw.metrics();
     let counted = |tier: &str, up: &str| {
         metric(
             &m,
-            &format!("tiergate_requests_total{{client=\"other\",endpoint=\"count_tokens\",status_class=\"2xx\",tier=\"{tier}\",upstream=\"{up}\"}}"),
+            &format!(
+                "tiergate_requests_total{{client=\"other\",endpoint=\"count_tokens\",status_class=\"2xx\",tier=\"{tier}\",upstream=\"{up}\"}}"
+            ),
         )
     };
     assert_eq!(counted("architecture", "an"), Some(1.0), "{m}");
     assert_eq!(counted("primitive", "none"), Some(1.0), "{m}");
     // A token count bills nothing.
     assert!(
-        !m.lines().any(|l| l.starts_with("tiergate_input_tokens_total") && l.contains("upstream=\"an\"") && !l.ends_with(" 0")),
+        !m.lines()
+            .any(|l| l.starts_with("tiergate_input_tokens_total")
+                && l.contains("upstream=\"an\"")
+                && !l.ends_with(" 0")),
         "{m}"
     );
 }
@@ -238,10 +269,21 @@ async fn count_tokens_has_an_access_log_line() {
     let up = MockUpstream::start(|_| Reply::Json(500, json!({}))).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.yaml");
-    std::fs::write(&file, policy(&up.base_url(), &up.base_url(), &up.base_url())).unwrap();
+    std::fs::write(
+        &file,
+        policy(&up.base_url(), &up.base_url(), &up.base_url()),
+    )
+    .unwrap();
     let mut child = common::Reaped(
         std::process::Command::new(env!("CARGO_BIN_EXE_tiergate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--policy"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--policy",
+            ])
             .arg(&file)
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -250,13 +292,19 @@ async fn count_tokens_has_an_access_log_line() {
     let (tx, rx) = std::sync::mpsc::channel::<Value>();
     let stderr = child.0.stderr.take().unwrap();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Ok(v) = serde_json::from_str(&line) {
                 let _ = tx.send(v);
             }
         }
     });
-    let next = || rx.recv_timeout(Duration::from_secs(10)).expect("a log line");
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a log line")
+    };
     let addr = loop {
         if let Some(a) = next()["message"]
             .as_str()

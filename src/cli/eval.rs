@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config;
-use crate::routing::eval;
-use crate::routing::model::TrainParams;
-use crate::routing::wrap;
+use crate::routing::train::TrainParams;
+use crate::routing::train::eval;
+use crate::routing::train::wrap;
 
 pub fn run(
     data: &Path,

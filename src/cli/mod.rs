@@ -1,9 +1,10 @@
-//! The command line: `serve`, `check`, `classify`, `eval`, `demo` (and the hidden `train`).
+//! The command line: `serve`, `check`, `classify`, `eval`, `demo`, `probe` (and the hidden `train`).
 
 mod check;
 mod classify;
 mod demo;
 mod eval;
+mod probe;
 mod serve;
 mod train;
 
@@ -63,6 +64,9 @@ enum Command {
         #[arg(long)]
         shipped: bool,
     },
+    /// Send the embedded suite of single-file coding tasks to each enabled upstream and
+    /// score the answers (checks, and running them where this machine can).
+    Probe(probe::Args),
     /// The whole product on this machine: simulated upstreams, the gateway, a workload, a summary.
     Demo(demo::Args),
     /// Rebuild the classifier's weights (src/routing/model.json) from labelled JSON Lines.
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
             shipped,
         } => eval::run(&data, policy.as_deref(), errors, params.as_deref(), shipped),
         Command::Demo(args) => demo::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Train { data, out } => train::run(&data, &out),
     }
 }

@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::routing::eval;
 use crate::routing::features::FeatureConfig;
-use crate::routing::model::TrainParams;
+use crate::routing::train::TrainParams;
+use crate::routing::train::eval;
 
 pub const FEATURES: FeatureConfig = FeatureConfig {
     hash_bits: 16,

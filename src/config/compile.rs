@@ -7,6 +7,7 @@ use super::resilience::{
     AdaptiveFirstByte, BreakerConfig, HealthConfig, RetryBudgetConfig, RetryConfig,
 };
 use super::schema::{PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
+use crate::routing::decide::Routes;
 use crate::routing::rules::CompiledClassifier;
 use crate::secret::Secret;
 
@@ -23,6 +24,8 @@ pub struct Policy {
     pub reference_upstream: Option<usize>,
     pub model_aliases: BTreeMap<String, String>,
     pub retry_budget: RetryBudgetConfig,
+    /// The scheduled probe (`probe:` in the policy).
+    pub probe: Option<super::quality::Probe>,
 }
 
 #[derive(Debug)]
@@ -66,6 +69,8 @@ pub struct Tier {
     pub name: String,
     /// Every upstream the policy lists, in order, enabled or not.
     pub upstreams: Vec<usize>,
+    /// Escalation, shadow comparison and quality gate (empty when the policy says nothing).
+    pub quality: super::quality::TierQuality,
 }
 
 impl Policy {
@@ -113,6 +118,30 @@ impl Policy {
             }
         }
         out
+    }
+}
+
+impl Routes for Policy {
+    fn tier_index(&self, name: &str) -> Option<usize> {
+        Policy::tier_index(self, name)
+    }
+    fn upstream_index(&self, name: &str) -> Option<usize> {
+        Policy::upstream_index(self, name)
+    }
+    fn tier_of_upstream(&self, upstream: usize) -> Option<usize> {
+        Policy::tier_of_upstream(self, upstream)
+    }
+    fn alias(&self, model: &str) -> Option<&str> {
+        self.model_aliases.get(model).map(String::as_str)
+    }
+    fn primitive_tier(&self) -> usize {
+        self.primitive_tier
+    }
+    fn architecture_tier(&self) -> usize {
+        self.architecture_tier
+    }
+    fn classifier(&self) -> &CompiledClassifier {
+        &self.classifier
     }
 }
 
@@ -246,9 +275,21 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             };
             ids.push(i);
         }
+        let quality = super::quality::compile_tier(
+            &super::quality::TierSections {
+                name: &t.name,
+                escalate_on: &t.escalate_on,
+                hold_back: t.hold_back,
+                shadow: t.shadow.as_ref(),
+                quality_gate: t.quality_gate,
+            },
+            &index,
+            &err,
+        )?;
         tiers.push(Tier {
             name: t.name,
             upstreams: ids,
+            quality,
         });
     }
     let tier_index = |name: &str, key: &str| {
@@ -295,6 +336,13 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             "retry_budget: ratio and min_per_second must be finite and not negative".into(),
         ));
     }
+    let enabled: Vec<usize> = (0..upstreams.len())
+        .filter(|&i| upstreams[i].is_enabled())
+        .collect();
+    let probe = match &raw.probe {
+        None => None,
+        Some(p) => Some(super::quality::compile_probe(p, &index, &enabled, &err)?),
+    };
     Ok(Policy {
         source: file.to_string(),
         server: raw.server,
@@ -306,6 +354,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         reference_upstream,
         model_aliases: raw.model_aliases,
         retry_budget: raw.retry_budget,
+        probe,
     })
 }
 

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::quality::{HoldBack, ProbeConfig, QualityGateConfig, ShadowConfig};
 use super::resilience::{
     AdaptiveFirstByte, BreakerConfig, ClientLimits, HealthConfig, HedgeConfig,
     RetryBudgetConfig, RetryConfig,
 };
+pub use crate::routing::policy::{ClassifierConfig, RuleConfig};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +31,9 @@ pub struct PolicyFile {
     pub model_aliases: BTreeMap<String, String>,
     #[serde(default)]
     pub retry_budget: RetryBudgetConfig,
+    /// The probe suite run by `serve` on a schedule (off when absent).
+    #[serde(default)]
+    pub probe: Option<ProbeConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,47 +259,14 @@ impl Price {
 pub struct TierConfig {
     pub name: String,
     pub upstreams: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClassifierConfig {
-    pub primitive_tier: String,
-    pub architecture_tier: String,
-    /// A score at or above the threshold routes to the architecture tier.
-    pub threshold: f64,
-    /// Added to the classifier's logit: > 0 leans towards the architecture tier.
-    pub bias: f64,
-    /// Route side calls (title generation, compaction) to the primitive tier.
-    pub side_calls: bool,
-    /// Patterns over the user's task, each adding a weight or forcing a tier; in order.
-    pub rules: Vec<RuleConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
+    /// Answer checks whose failure re-asks the tier's next upstream (non-streamed requests,
+    /// and streams with `hold_back`).
     #[serde(default)]
-    pub name: Option<String>,
-    /// A regular expression (Rust `regex` syntax) searched in the task text.
-    pub pattern: String,
-    /// Logit added when the pattern matches.
+    pub escalate_on: Vec<String>,
     #[serde(default)]
-    pub weight: Option<f64>,
-    /// Or: the tier to force (the classifier's primitive or architecture tier).
+    pub hold_back: Option<HoldBack>,
     #[serde(default)]
-    pub tier: Option<String>,
-}
-
-impl Default for ClassifierConfig {
-    fn default() -> Self {
-        ClassifierConfig {
-            primitive_tier: "primitive".into(),
-            architecture_tier: "architecture".into(),
-            threshold: 0.5,
-            bias: 0.0,
-            side_calls: true,
-            rules: Vec::new(),
-        }
-    }
+    pub shadow: Option<ShadowConfig>,
+    #[serde(default)]
+    pub quality_gate: Option<QualityGateConfig>,
 }

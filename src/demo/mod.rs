@@ -20,8 +20,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
 use crate::app::{App, Runtime};
-use crate::http::{HEADER_TIER, HEADER_UPSTREAM};
 use crate::config;
+use crate::http::{HEADER_TIER, HEADER_UPSTREAM};
 use simulator::{Profile, Simulator};
 
 #[derive(Debug, Clone)]
@@ -230,7 +230,11 @@ pub async fn run(opts: Options) -> Result<(), String> {
         "Summary, from the gateway's metrics (tiergate_requests_total, tiergate_cost_usd_total,\n\
          tiergate_reference_cost_usd_total, tiergate_request_duration_seconds; p50/p95 estimated from buckets):\n\n",
     );
-    out(&report::render(&crate::ui::snapshot(&app.runtime.load(), &app.metrics, &app.recent)));
+    out(&report::render(&crate::ui::snapshot(
+        &app.runtime.load(),
+        &app.metrics,
+        &app.recent,
+    )));
     let _ = stop_tx.send(true);
     let _ = server.await;
     Ok(())
@@ -338,7 +342,12 @@ async fn trickle(client: &HttpClient, base: &str, p: &Arc<Progress>) {
 /// Waits (briefly) until the gateway has accounted `n` requests.
 async fn wait_for_count(app: &App, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(3);
-    while crate::ui::snapshot(&app.runtime.load(), &app.metrics, &app.recent).totals.requests < n && Instant::now() < deadline {
+    while crate::ui::snapshot(&app.runtime.load(), &app.metrics, &app.recent)
+        .totals
+        .requests
+        < n
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

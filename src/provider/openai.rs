@@ -139,5 +139,7 @@ pub fn adapter(way: Way, reply: Reply) -> Adapter {
 }
 
 pub(super) fn to_bytes(v: &impl serde::Serialize) -> Result<Bytes, String> {
-    serde_json::to_vec(v).map(Bytes::from).map_err(|e| e.to_string())
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
 }

@@ -21,6 +21,7 @@ mod forward;
 mod local;
 mod parse;
 mod plan;
+pub mod quality;
 pub mod record;
 mod respond;
 mod stream;
@@ -61,7 +62,12 @@ pub async fn serve(
         Ok(resp) => resp,
         Err(reply) => {
             if reply.error.status().is_client_error() {
-                tracing::debug!(request_id, code = reply.error.code(), "rejected: {}", reply.error);
+                tracing::debug!(
+                    request_id,
+                    code = reply.error.code(),
+                    "rejected: {}",
+                    reply.error
+                );
             }
             reply.response(format)
         }
@@ -88,7 +94,8 @@ async fn lifecycle(
 
     // 4. Plan.
     let plan = Plan::new(rt, &decision, format, &body)?;
-    let sent = plan.sent();
+    let mut sent = plan.sent();
+    quality::probe_floor(app, rt, decision.tier, &mut sent);
     if format == Format::CountTokens && sent.is_empty() {
         return estimate_tokens(origin, progress, &decision, &body);
     }
@@ -106,11 +113,13 @@ async fn lifecycle(
 
     // 5. Forward.
     let before_upstream = origin.started.elapsed();
-    let fwd = match forward::forward_to(app, rt, decision.tier, &sent, request_id, &prepare).await
-    {
+    let fwd = match forward::forward_to(app, rt, decision.tier, &sent, request_id, &prepare).await {
         Ok(fwd) => fwd,
         Err(e) if format == Format::CountTokens => {
-            tracing::debug!(request_id, "count_tokens: no upstream counted ({e}); estimating");
+            tracing::debug!(
+                request_id,
+                "count_tokens: no upstream counted ({e}); estimating"
+            );
             return estimate_tokens(origin, progress, &decision, &body);
         }
         Err(e) => return Err(e),
@@ -121,9 +130,9 @@ async fn lifecycle(
         (Way::ViaChat, _) => plan.translations.chat.as_ref(),
         _ => None,
     };
-    let chat_shaped =
-        way == Way::ViaChat || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
-    let mut fwd = if chat_shaped {
+    let chat_shaped = way == Way::ViaChat
+        || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
+    let fwd = if chat_shaped {
         let route = local::Route {
             tier: decision.tier,
             order: &sent,
@@ -133,6 +142,19 @@ async fn lifecycle(
     } else {
         fwd
     };
+    // 5b. Escalate a whole answer that fails the tier's `escalate_on` checks.
+    let asked = Arc::new(quality::Asked::of(&parsed, chat_request));
+    let (mut fwd, escalated) = if chat_shaped && !stream {
+        let route = quality::Route {
+            tier: decision.tier,
+            order: &sent,
+            request_id,
+        };
+        quality::escalate(app, rt, route, &asked, fwd, &prepare).await?
+    } else {
+        (fwd, None)
+    };
+    let answered = fwd.upstream;
 
     // 6. Meter.
     let up = &rt.policy.upstreams[fwd.upstream];
@@ -158,6 +180,7 @@ async fn lifecycle(
         in_flight: progress.in_flight.take(),
         bills: adapter.bills,
         note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
+        checks: chat_shaped.then(|| asked.clone()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
     progress.recorded = true;
@@ -169,11 +192,21 @@ async fn lifecycle(
         Way::Native | Way::Estimate | Way::Unserved => format,
     };
     let resp = respond::respond(fwd, up, tier_name, ledger, adapter, answered_in).await?;
-    Ok(tag(resp, tier_name, &up.name, decision.reason))
+    quality::served(app, rt, request_id, &decision, answered, &asked);
+    let mut resp = tag(resp, tier_name, &up.name, decision.reason);
+    if let Some(from) = &escalated {
+        quality::mark_escalated(&mut resp, from);
+    }
+    Ok(resp)
 }
 
 /// One attempt's request to `up` as the plan serves it.
-fn outgoing(up: &Upstream, run: &UpstreamRuntime, request: &ClientRequest<'_>, plan: &Plan) -> Outgoing {
+fn outgoing(
+    up: &Upstream,
+    run: &UpstreamRuntime,
+    request: &ClientRequest<'_>,
+    plan: &Plan,
+) -> Outgoing {
     let way = provider::way(request.format, up);
     provider::outgoing(up, &run.uris, way, request, &plan.translations).unwrap_or_else(|| {
         // Not reached: the plan sends only the upstreams whose way it can serve.

@@ -57,7 +57,9 @@ impl ClientHeaders {
             anthropic.extend(headers.get(BETA).map(|v| (BETA, v.clone())));
         }
         let betas = match format {
-            Format::Chat => allowed_betas(headers.get_all(BETA).iter().filter_map(|v| v.to_str().ok())),
+            Format::Chat => {
+                allowed_betas(headers.get_all(BETA).iter().filter_map(|v| v.to_str().ok()))
+            }
             _ => None,
         };
         ClientHeaders {

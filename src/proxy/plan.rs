@@ -48,7 +48,8 @@ impl Plan {
         let translations = translate(format, body, has(Way::ViaChat), has(Way::ViaMessages))?;
         // An untranslatable request may still go the other ways.
         let t = &translations;
-        let servable: Vec<(usize, Way)> = ways.iter().copied().filter(|&(_, w)| t.serves(w)).collect();
+        let servable: Vec<(usize, Way)> =
+            ways.iter().copied().filter(|&(_, w)| t.serves(w)).collect();
         if servable.is_empty()
             && let Some(e) = t.refusal.clone()
         {

@@ -63,6 +63,8 @@ pub struct Ledger {
     pub bills: bool,
     /// Score and reasons of the decision, for the live page's recent decisions.
     pub note: Note,
+    /// Set for chat-shaped answers: the answer checks run on them once complete.
+    pub checks: Option<Arc<super::quality::Asked>>,
 }
 
 /// About four bytes per token for code and English (JSON framing of messages included):
@@ -197,7 +199,10 @@ impl Ledger {
     pub fn broken(&self, e: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
         let (reason, code, message) = super::deadline::fault_of(e);
         let p = &self.rt.policy;
-        let (up, run) = (&p.upstreams[self.upstream], &self.rt.upstreams[self.upstream]);
+        let (up, run) = (
+            &p.upstreams[self.upstream],
+            &self.rt.upstreams[self.upstream],
+        );
         self.app
             .metrics
             .stream_errors
@@ -352,6 +357,7 @@ impl Ledger {
             upstream_in_flight: fwd.in_flight.take(),
             bills: true,
             note: Note::default(),
+            checks: None,
         }
     }
 }
@@ -426,6 +432,4 @@ mod tests {
             (0, 1, 1, 2)
         );
     }
-
-
 }

@@ -1,10 +1,24 @@
 //! From what the client asked for (model name, header) and the classifier's score to a tier
-//! and the upstreams to try. Pure functions over the compiled policy.
+//! and the upstreams to try. Pure functions over what routing needs of the policy (`Routes`,
+//! which `config::Policy` implements): routing does not import `config`.
 
 use super::classifier::{self, Classification};
 use super::input::Conversation;
-use crate::config::Policy;
+use super::rules::CompiledClassifier;
 use crate::error::GatewayError;
+
+/// What routing needs of the compiled policy: tiers, upstreams and aliases by name.
+pub trait Routes {
+    fn tier_index(&self, name: &str) -> Option<usize>;
+    fn upstream_index(&self, name: &str) -> Option<usize>;
+    /// The first tier that lists the upstream.
+    fn tier_of_upstream(&self, upstream: usize) -> Option<usize>;
+    /// The model name a client's model name stands for (`model_aliases`), if it is an alias.
+    fn alias(&self, model: &str) -> Option<&str>;
+    fn primitive_tier(&self) -> usize;
+    fn architecture_tier(&self) -> usize;
+    fn classifier(&self) -> &CompiledClassifier;
+}
 
 /// What the client's request names, before any classification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +41,8 @@ pub struct Decision {
 }
 
 /// Resolves the header `x-tiergate-tier` (which wins) and the model name.
-pub fn target(
-    policy: &Policy,
+pub fn target<P: Routes + ?Sized>(
+    policy: &P,
     model: &str,
     header_tier: Option<&str>,
 ) -> Result<(Target, &'static str), GatewayError> {
@@ -42,11 +56,7 @@ pub fn target(
             .map(|t| (Target::Tier(t), "header"))
             .ok_or_else(|| GatewayError::TierNotFound(h.to_string()));
     }
-    let model = policy
-        .model_aliases
-        .get(model)
-        .map(String::as_str)
-        .unwrap_or(model);
+    let model = policy.alias(model).unwrap_or(model);
     if model == "auto" {
         Ok((Target::Auto, "auto"))
     } else if let Some(t) = policy.tier_index(model) {
@@ -59,17 +69,17 @@ pub fn target(
 }
 
 /// Maps a classification onto the policy's tiers.
-pub fn tier_for(policy: &Policy, c: &Classification) -> usize {
-    if c.score >= policy.classifier.threshold {
-        policy.architecture_tier
+pub fn tier_for<P: Routes + ?Sized>(policy: &P, c: &Classification) -> usize {
+    if c.score >= policy.classifier().threshold {
+        policy.architecture_tier()
     } else {
-        policy.primitive_tier
+        policy.primitive_tier()
     }
 }
 
 /// The whole decision. `conversation` is only built (and only called) for `auto`.
-pub fn decide<'a>(
-    policy: &Policy,
+pub fn decide<'a, P: Routes + ?Sized>(
+    policy: &P,
     target: Target,
     reason: &'static str,
     conversation: impl FnOnce() -> Result<Conversation<'a>, GatewayError>,
@@ -83,14 +93,16 @@ pub fn decide<'a>(
             reasons: Vec::new(),
         },
         Target::Upstream(u) => Decision {
-            tier: policy.tier_of_upstream(u).unwrap_or(policy.primitive_tier),
+            tier: policy
+                .tier_of_upstream(u)
+                .unwrap_or(policy.primitive_tier()),
             upstream: Some(u),
             score: None,
             reason,
             reasons: Vec::new(),
         },
         Target::Auto => {
-            let c = classifier::classify(&conversation()?, &policy.classifier);
+            let c = classifier::classify(&conversation()?, policy.classifier());
             Decision {
                 tier: tier_for(policy, &c),
                 upstream: None,
@@ -105,7 +117,7 @@ pub fn decide<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DEFAULT_POLICY, parse};
+    use crate::config::{DEFAULT_POLICY, Policy, parse};
 
     fn policy() -> Policy {
         parse("default", DEFAULT_POLICY, |_| None).unwrap()

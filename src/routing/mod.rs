@@ -3,21 +3,22 @@
 //! `input` turns any wire format into one neutral `Conversation`; `task` finds the user's task
 //! in it; `features`, `structure` and `artifact` describe it; `model` (learned) and `rules` (policy) score
 //! it in `classifier`; `decide` applies explicit choices (model name, header) and the
-//! policy's threshold. `eval` and `wrap` measure the classifier.
+//! policy's threshold. `train` (training, evaluation, wrappings) is used by `tiergate train` and
+//! `tiergate eval` only, never by the serve path.
 
 pub mod artifact;
 pub mod classifier;
 pub mod decide;
-pub mod eval;
 pub mod features;
 pub mod input;
 pub mod lexicon;
 pub mod model;
 pub mod phrases;
+pub mod policy;
 pub mod rules;
 pub mod structure;
 pub mod task;
-pub mod wrap;
+pub mod train;
 
 pub use classifier::Classification;
 pub use decide::{Decision, Target};

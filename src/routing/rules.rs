@@ -7,7 +7,7 @@ use std::sync::Arc;
 use regex::{Regex, RegexBuilder};
 
 use super::model::Model;
-use crate::config::schema::ClassifierConfig;
+use super::policy::ClassifierConfig;
 
 /// What a matching rule does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -172,7 +172,7 @@ impl CompiledClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schema::RuleConfig;
+    use crate::routing::policy::RuleConfig;
 
     fn rule(pattern: &str, weight: Option<f64>, tier: Option<&str>) -> RuleConfig {
         RuleConfig {

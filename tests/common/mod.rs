@@ -273,7 +273,6 @@ where
     ReceiverStream::new(rx)
 }
 
-
 /// A chat completion body as OpenAI returns it.
 pub fn completion(
     model: &str,

@@ -76,7 +76,13 @@ pub(super) fn legacy_body(id: &str, model: &str, text: &str, usage: &UsageOut) -
     })
 }
 
-pub(super) fn messages_body(id: &str, model: &str, answer: &Answer, text: &str, usage: &UsageOut) -> Value {
+pub(super) fn messages_body(
+    id: &str,
+    model: &str,
+    answer: &Answer,
+    text: &str,
+    usage: &UsageOut,
+) -> Value {
     let (content, stop) = match answer {
         Answer::Tool { name, arguments } => (
             json!([{"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": arguments}]),
@@ -284,4 +290,3 @@ pub(super) fn error(p: &Profile, status: u16, kind: &str, message: &str) -> Resp
     };
     whole(status, body)
 }
-

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::classifier;
-use super::features::{FeatureConfig, Lexicon};
-use super::model::{self, Example, Model, TrainParams};
-use super::rules::CompiledClassifier;
+use super::calibrate::fit_calibration;
+use super::sgd::{self, Example, TrainParams};
 use super::wrap::{self, Wrapping};
+use crate::routing::classifier;
+use crate::routing::features::{FeatureConfig, Lexicon};
+use crate::routing::model::Model;
+use crate::routing::rules::CompiledClassifier;
 
 /// One labelled prompt (a line of dev.jsonl).
 #[derive(Debug, Clone, Deserialize)]
@@ -214,7 +216,7 @@ pub fn fold_models(
             .filter(|(r, _)| r.source != s)
             .map(|(_, e)| e)
             .collect();
-        out.insert(s, model::train(&train, cfg, p)?);
+        out.insert(s, sgd::train(&train, cfg, p)?);
     }
     Ok(out)
 }
@@ -228,7 +230,7 @@ fn out_of_fold(
     rows.iter()
         .zip(examples)
         .map(|(r, e)| {
-            let z = folds.get(&r.source).map_or(0.0, |m| m.raw_logit(e));
+            let z = folds.get(&r.source).map_or(0.0, |m| e.raw_logit(m));
             (z, if r.architecture() { 1.0 } else { 0.0 })
         })
         .collect()
@@ -244,9 +246,9 @@ pub fn train_shipped(
 ) -> Result<Model, String> {
     let examples = featurize(rows, cfg);
     let folds = fold_models(rows, &examples, cfg, p)?;
-    let calibration = model::fit_calibration(&out_of_fold(rows, &examples, &folds));
+    let calibration = fit_calibration(&out_of_fold(rows, &examples, &folds));
     let all: Vec<&Example> = examples.iter().collect();
-    Ok(model::train(&all, cfg, p)?.with_calibration(calibration, trained_on))
+    Ok(sgd::train(&all, cfg, p)?.with_calibration(calibration, trained_on))
 }
 
 /// Leave-one-source-out reports, one per wrapping. Fold models use the policy's threshold,
@@ -271,7 +273,7 @@ pub fn loso(
                 .filter(|(r, _)| r.source != s)
                 .map(|(_, p)| *p)
                 .collect();
-            let c = model::fit_calibration(&others);
+            let c = fit_calibration(&others);
             (
                 s,
                 cc.with_model(Arc::new(m.with_calibration(c, String::new()))),

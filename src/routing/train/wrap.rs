@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::input::{Conversation, Role, Turn};
+use crate::routing::input::{Conversation, Role, Turn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wrapping {

@@ -1,0 +1,7 @@
+//! Quality: checks on what a tier answered (`checks`), client feedback and the implicit
+//! signals of retries and overrides (`feedback`), and the `tiergate probe` suite (`probe`).
+
+pub mod checks;
+pub mod feedback;
+pub mod probe;
+pub mod schedule;

@@ -1,0 +1,48 @@
+//! The classifier's part of the policy file (`classifier:`), as written: strict and typed.
+//! It lives in routing so that routing needs nothing from `config`; `config::schema`
+//! re-exports it.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    pub primitive_tier: String,
+    pub architecture_tier: String,
+    /// A score at or above the threshold routes to the architecture tier.
+    pub threshold: f64,
+    /// Added to the classifier's logit: > 0 leans towards the architecture tier.
+    pub bias: f64,
+    /// Route side calls (title generation, compaction) to the primitive tier.
+    pub side_calls: bool,
+    /// Patterns over the user's task, each adding a weight or forcing a tier; in order.
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A regular expression (Rust `regex` syntax) searched in the task text.
+    pub pattern: String,
+    /// Logit added when the pattern matches.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Or: the tier to force (the classifier's primitive or architecture tier).
+    #[serde(default)]
+    pub tier: Option<String>,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            primitive_tier: "primitive".into(),
+            architecture_tier: "architecture".into(),
+            threshold: 0.5,
+            bias: 0.0,
+            side_calls: true,
+            rules: Vec::new(),
+        }
+    }
+}
