@@ -117,7 +117,9 @@ async fn serve(mut s: TcpStream, act: Act, requests: Arc<AtomicUsize>, closed: A
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             body.len()
         );
-        if s.write_all(head.as_bytes()).await.is_err() || s.write_all(body.as_bytes()).await.is_err() {
+        if s.write_all(head.as_bytes()).await.is_err()
+            || s.write_all(body.as_bytes()).await.is_err()
+        {
             return;
         }
     }
@@ -137,7 +139,11 @@ fn two_step(first: &str, second: &str) -> String {
 }
 
 async fn hedges(gw: &Gateway, upstream: &str, outcome: &str) -> f64 {
-    let labels = [("tier", "primitive"), ("upstream", upstream), ("outcome", outcome)];
+    let labels = [
+        ("tier", "primitive"),
+        ("upstream", upstream),
+        ("outcome", outcome),
+    ];
     metric_sum(gw, "tiergate_hedges_total", &labels)
         .await
         .unwrap_or(0.0)
@@ -179,7 +185,12 @@ async fn a_hung_local_is_covered_by_the_fallback_long_before_first_byte_and_then
     assert_eq!(hedges(&gw, "fallback", "won").await, 2.0);
     assert_eq!(hedges(&gw, "fallback", "lost").await, 0.0);
     // The cancelled attempt is not a failure of local, and nothing of it is metered.
-    let local_errors = metric_sum(&gw, "tiergate_upstream_errors_total", &[("upstream", "local")]).await;
+    let local_errors = metric_sum(
+        &gw,
+        "tiergate_upstream_errors_total",
+        &[("upstream", "local")],
+    )
+    .await;
     assert_eq!(local_errors, Some(0.0));
     let local_requests = metric_sum(&gw, "tiergate_requests_total", &[("upstream", "local")]).await;
     assert_eq!(local_requests, Some(0.0));
@@ -258,16 +269,22 @@ async fn the_first_byte_deadline_follows_the_upstreams_recent_first_bytes() {
     let fallback = MockSpec::new().start().await;
     // No hedging: only the deadline can move this request on. The ceiling is 30 s; the
     // adaptive deadline is 4 x the recent p99 (a few ms here), at least the 300 ms floor.
-    let local_yaml = upstream_yaml("local", &local, "{}").replace(
-        "first_byte: 5s",
-        "first_byte: 30s",
-    ) + "    hedge: { enabled: false }\n    first_byte_adaptive: { multiplier: 4, floor: 300ms }\n";
-    let gw = Gateway::start(&two_step(&local_yaml, &upstream_yaml("fallback", &fallback, "{}"))).await;
+    let local_yaml = upstream_yaml("local", &local, "{}")
+        .replace("first_byte: 5s", "first_byte: 30s")
+        + "    hedge: { enabled: false }\n    first_byte_adaptive: { multiplier: 4, floor: 300ms }\n";
+    let gw = Gateway::start(&two_step(
+        &local_yaml,
+        &upstream_yaml("fallback", &fallback, "{}"),
+    ))
+    .await;
     let url = gw.url("/v1/chat/completions");
     for _ in 0..20 {
         let (status, headers, _) =
             common::post(&url, chat_body("primitive", "hi", false).to_string(), &[]).await;
-        assert_eq!((status.as_u16(), &headers["x-tiergate-upstream"]), (200, &"local".parse().unwrap()));
+        assert_eq!(
+            (status.as_u16(), &headers["x-tiergate-upstream"]),
+            (200, &"local".parse().unwrap())
+        );
     }
     let t0 = Instant::now();
     let (status, headers, _) =
@@ -275,7 +292,10 @@ async fn the_first_byte_deadline_follows_the_upstreams_recent_first_bytes() {
     let took = t0.elapsed();
     assert_eq!(status, 200);
     assert_eq!(headers["x-tiergate-upstream"], "fallback");
-    assert!(took < Duration::from_secs(10), "the 30 s ceiling held: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the 30 s ceiling held: {took:?}"
+    );
     let timeouts = metric_sum(
         &gw,
         "tiergate_upstream_errors_total",
@@ -297,9 +317,15 @@ fn hedging_is_on_by_default_for_local_servers_and_off_for_keyed_apis() {
     let after: Vec<_> = policy.upstreams.iter().map(|u| u.hedge_after).collect();
     assert_eq!(
         after,
-        [Some(Duration::from_secs(2)), None, Some(Duration::from_secs(3))]
+        [
+            Some(Duration::from_secs(2)),
+            None,
+            Some(Duration::from_secs(3))
+        ]
     );
     let bad = "upstreams:\n  - { name: l, kind: openai, base_url: \"http://127.0.0.1:1/v1\", key_required: false, model: m, first_byte_adaptive: { multiplier: 0.5 } }\ntiers:\n  - { name: primitive, upstreams: [l] }\n  - { name: architecture, upstreams: [l] }\n";
-    let e = tiergate::config::parse("p.yaml", bad, |_| None).unwrap_err().to_string();
+    let e = tiergate::config::parse("p.yaml", bad, |_| None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("first_byte_adaptive"), "{e}");
 }

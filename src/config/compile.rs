@@ -114,8 +114,7 @@ impl Policy {
                     .map(|why| format!("upstream {} disabled: {why}", u.name))
             })
             .collect();
-        if self.secrets.is_enabled() && !self.upstreams.iter().any(|u| u.local && u.is_enabled())
-        {
+        if self.secrets.is_enabled() && !self.upstreams.iter().any(|u| u.local && u.is_enabled()) {
             out.push(
                 "no enabled upstream is marked local: requests carrying a secret get 503".into(),
             );
@@ -409,7 +408,10 @@ fn resilience_problem(u: &super::schema::UpstreamConfig) -> Option<(&'static str
         ));
     }
     if u.hedge.enabled != Some(false) && u.hedge.after.is_zero() {
-        return Some(("hedge", "hedge after must be longer than zero (or enabled: false)"));
+        return Some((
+            "hedge",
+            "hedge after must be longer than zero (or enabled: false)",
+        ));
     }
     let b = &u.breaker;
     if b.enabled && (b.consecutive_failures == 0 || b.probes == 0) {

@@ -186,10 +186,7 @@ impl AdaptiveFirstByte {
     /// The deadline for the next attempt, given the ceiling and the recent p99.
     pub fn deadline(&self, ceiling: Duration, p99: Option<Duration>) -> Duration {
         match p99 {
-            Some(p) if self.enabled => p
-                .mul_f64(self.multiplier)
-                .max(self.floor)
-                .min(ceiling),
+            Some(p) if self.enabled => p.mul_f64(self.multiplier).max(self.floor).min(ceiling),
             _ => ceiling,
         }
     }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::quality::{HoldBack, ProbeConfig, QualityGateConfig, ShadowConfig};
 use super::resilience::{
-    AdaptiveFirstByte, BreakerConfig, ClientLimits, HealthConfig, HedgeConfig,
-    RetryBudgetConfig, RetryConfig,
+    AdaptiveFirstByte, BreakerConfig, ClientLimits, HealthConfig, HedgeConfig, RetryBudgetConfig,
+    RetryConfig,
 };
 pub use crate::routing::policy::{ClassifierConfig, RuleConfig};
 use crate::secret::Secret;

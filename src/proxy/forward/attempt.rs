@@ -263,7 +263,12 @@ async fn send(
     if !sse {
         return match body.collect().await {
             Ok(c) => Ok((
-                Response::from_parts(parts, Full::new(c.to_bytes()).map_err(|e| match e {}).boxed_unsync()),
+                Response::from_parts(
+                    parts,
+                    Full::new(c.to_bytes())
+                        .map_err(|e| match e {})
+                        .boxed_unsync(),
+                ),
                 head,
             )),
             Err(e) => {
@@ -296,7 +301,10 @@ async fn send(
             Ok(Ok(true)) => {}
         }
     }
-    Ok((Response::from_parts(parts, body.boxed_unsync()), sent.elapsed()))
+    Ok((
+        Response::from_parts(parts, body.boxed_unsync()),
+        sent.elapsed(),
+    ))
 }
 
 /// How long to wait before retrying after `attempt` (0-based) failed, or None: do not.
