@@ -109,8 +109,7 @@ impl Policy {
                     .map(|why| format!("upstream {} disabled: {why}", u.name))
             })
             .collect();
-        if self.secrets.is_enabled() && !self.upstreams.iter().any(|u| u.local && u.is_enabled())
-        {
+        if self.secrets.is_enabled() && !self.upstreams.iter().any(|u| u.local && u.is_enabled()) {
             out.push(
                 "no enabled upstream is marked local: requests carrying a secret get 503".into(),
             );
