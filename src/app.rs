@@ -22,6 +22,8 @@ pub struct App {
     pub feedback: FeedbackStore,
     /// The latest probe scores (`probe:` in the policy), for its floor.
     pub probe_scores: crate::quality::schedule::ProbeScores,
+    /// Shadow spend, agreement and the quality gate's tally.
+    pub shadow: crate::quality::shadow::ShadowState,
     ready: AtomicBool,
 }
 
@@ -33,6 +35,7 @@ impl App {
             recent: Recent::default(),
             feedback: FeedbackStore::default(),
             probe_scores: Default::default(),
+            shadow: Default::default(),
             ready: AtomicBool::new(true),
         };
         app.metrics.preset(&app.runtime.load().policy);
