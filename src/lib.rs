@@ -17,6 +17,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod local;
+pub mod logfields;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;

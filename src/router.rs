@@ -152,8 +152,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             e.response(format)
         }
     };
-    resp.headers_mut()
-        .insert(HEADER_REQUEST_ID, header_value(&request_id));
+    const ID: http::HeaderName = http::HeaderName::from_static(HEADER_REQUEST_ID);
+    resp.headers_mut().insert(ID, header_value(&request_id));
     resp
 }
 

@@ -106,12 +106,13 @@ pub async fn respond(
         });
     }
     let done = Instant::now();
-    let text = body_text_len(upstream, &bytes);
+    // The text is measured only for an estimate: when the upstream reports no usage.
+    let raw = bytes.clone();
     let (out, usage) = if status.is_success() {
         match (adapter.whole)(bytes) {
             Ok(r) => r,
             Err(e) => {
-                ledger.finish(None, text, None, End::Broken);
+                ledger.finish(None, body_text_len(upstream, &raw), None, End::Broken);
                 return Err(GatewayError::UpstreamFailed {
                     tier: tier.to_string(),
                     detail: format!("{} sent a response tiergate cannot read: {e}", up.name),
@@ -136,6 +137,12 @@ pub async fn respond(
     if !adapter.native {
         resp = resp.header(header::CONTENT_TYPE, "application/json");
     }
+    let text = if usage.is_none() {
+        body_text_len(upstream, &raw)
+    } else {
+        0
+    };
+    drop(raw);
     ledger.overhead += done.elapsed();
     ledger.finish(usage, text, None, End::Complete);
     resp.body(full(out))
