@@ -64,6 +64,15 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// upstream, outcome (up | down)
     pub health_checks: IntCounterVec,
+    /// Governance: the team label comes from the policy (its teams and its keys' teams) or
+    /// is `none` for requests without a key; never a key or a key's name.
+    pub team: crate::govern::metrics::TeamMetrics,
+    /// rule, action (local | block)
+    pub secrets: IntCounterVec,
+    /// 1 while the state store (Redis, or memory) answers; 0 while failing.
+    pub state_backend_up: IntGauge,
+    /// reason (missing | unknown | admin)
+    pub auth_failures: IntCounterVec,
     /// tier, upstream, check, result (pass | fail)
     pub answer_checks: IntCounterVec,
     /// tier, upstream, rating (up | down)
@@ -90,6 +99,14 @@ pub struct Metrics {
     pub judge_cost_usd: prometheus::CounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
+}
+
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    reg(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|e| panic!("metric {name}: {e}")),
+    )
 }
 
 fn reg<T: prometheus::core::Collector + Clone + Sample + 'static>(r: &Registry, m: T) -> T {
@@ -128,7 +145,7 @@ thread_local! {
     static SAMPLERS: std::cell::RefCell<Vec<Box<dyn Fn()>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(crate) fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     reg(
         r,
         IntCounterVec::new(Opts::new(name, help), labels)
@@ -136,7 +153,7 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     )
 }
 
-fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
+pub(crate) fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
     reg(
         r,
         prometheus::CounterVec::new(Opts::new(name, help), labels)
@@ -339,6 +356,27 @@ impl Metrics {
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
             ),
+            team: crate::govern::metrics::TeamMetrics::new(&r),
+            secrets: counter(
+                &r,
+                "tiergate_secrets_total",
+                "Requests found carrying a secret, by rule and action (local | block).",
+                &["rule", "action"],
+            ),
+            state_backend_up: reg(
+                &r,
+                IntGauge::new(
+                    "tiergate_state_backend_up",
+                    "1 while the state store for limits and budgets answers, 0 while it fails.",
+                )
+                .expect("valid metric"),
+            ),
+            auth_failures: counter(
+                &r,
+                "tiergate_auth_failures_total",
+                "Requests refused for their key (missing | unknown | admin).",
+                &["reason"],
+            ),
             answer_checks: counter(
                 &r,
                 "tiergate_answer_checks_total",
@@ -437,6 +475,15 @@ impl Metrics {
         }
     }
 
+    /// The handles governance updates itself.
+    pub fn governance(&self) -> crate::govern::GovMetrics {
+        crate::govern::GovMetrics {
+            budget_used: self.team.budget_used_usd.clone(),
+            budget_left: self.team.budget_left_usd.clone(),
+            denied: self.team.denied.clone(),
+        }
+    }
+
     /// Creates, at zero, the series of the policy's tiers and upstreams that the dashboard
     /// and the alerts query, so that they see zeros (not "no data") before the first request
     /// and after a reload. Series of removed tiers and upstreams keep their last values.
@@ -460,6 +507,7 @@ impl Metrics {
     }
 
     pub fn preset(&self, policy: &crate::config::Policy) {
+        crate::govern::metrics::preset(self, policy);
         const FAILURES: &[&str] = &[
             "connect",
             "timeout",

@@ -12,7 +12,7 @@ use crate::error::GatewayError;
 use crate::http::{Body, HEADER_REQUEST_ID, header_value, request_id};
 use crate::protocol::Format;
 use crate::status::{self, Page};
-use crate::{proxy, ui};
+use crate::{govern, proxy, ui};
 
 /// What answers a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,13 +138,45 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, (GatewayError, For
     }
 }
 
+/// Whether a request may read one of the gateway's own pages: `/v1/models` like the model
+/// endpoints (a client key when keys are configured), the rest as `auth.access` says.
+fn page_access(app: &App, page: Page, headers: &http::HeaderMap) -> Result<(), govern::Denied> {
+    let rt = app.runtime.load();
+    let gov = &rt.policy.governance;
+    let access = match page {
+        Page::Models => {
+            return govern::authenticate(gov, headers)
+                .map(|_| ())
+                .inspect_err(|d| app.metrics.auth_failures.with_label_values(&[d.label()]).inc());
+        }
+        Page::Health | Page::Ready => gov.access.health,
+        Page::Metrics => gov.access.metrics,
+        Page::Live | Page::Stats => gov.access.live,
+        Page::Hello => return Ok(()),
+    };
+    govern::auth::may_read(gov, access, headers)
+        .inspect_err(|d| app.metrics.auth_failures.with_label_values(&[d.label()]).inc())
+}
+
 /// Every request enters here.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let request_id = request_id(req.headers());
     let mut resp = match route(req.method(), req.uri().path()) {
         Ok(Endpoint::Proxy(format)) => proxy::serve(&app, req, format, &request_id).await,
-        Ok(Endpoint::Status(page)) => status::serve(&app, page),
-        Ok(Endpoint::Feedback) => proxy::quality::feedback(&app, req).await,
+        Ok(Endpoint::Status(page)) => match page_access(&app, page, req.headers()) {
+            Ok(()) => status::serve(&app, page),
+            Err(denied) => {
+                tracing::debug!(request_id = %request_id, code = denied.code(), "rejected: {denied}");
+                GatewayError::Denied(denied).response(Format::Chat)
+            }
+        },
+        Ok(Endpoint::Feedback) => match govern::authenticate(&app.runtime.load().policy.governance, req.headers()) {
+            Ok(_) => proxy::quality::feedback(&app, req).await,
+            Err(denied) => {
+                app.metrics.auth_failures.with_label_values(&[denied.label()]).inc();
+                GatewayError::Denied(denied).response(Format::Chat)
+            }
+        },
         Err((e, format)) => {
             if matches!(e, GatewayError::MethodNotAllowed { .. }) {
                 tracing::debug!(request_id = %request_id, code = e.code(), "rejected: {e}");

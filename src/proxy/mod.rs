@@ -22,6 +22,7 @@
 
 mod deadline;
 mod forward;
+mod guard;
 mod local;
 mod parse;
 mod plan;
@@ -87,18 +88,39 @@ async fn lifecycle(
     let (app, rt, format) = (&origin.app, &origin.rt, origin.format);
     let request_id = origin.request_id.as_str();
 
-    // 2. Read and parse.
+    // 1. Client key and its rates (`guard`).
+    let caller = guard::admit(origin, req.headers()).await?;
+    progress.caller = caller.clone();
+
+    // 2. Read and parse; a secret pins the request to local upstreams (or refuses it).
     let client = ClientHeaders::of(format, req.headers());
     let body = read_body(req.into_body(), &rt.policy.server).await?;
+    let pin = guard::scan(origin, &caller, &body)?;
     let parsed = Parsed::parse(format, &body)?;
 
-    // 3. Decide.
+    // 3. Decide, within what the key may use and where the data may go.
     let (target, reason) = decide::target(&rt.policy, &parsed.model, client.tier.as_deref())?;
-    let decision = decide::decide(&rt.policy, target, reason, || parsed.conversation())?;
-    let tier_name = progress.routed(origin, &decision);
+    let mut decision = decide::decide(&rt.policy, target, reason, || parsed.conversation())?;
+    guard::restrict(origin, &caller, pin.as_ref(), &mut decision)?;
 
-    // 4. Plan.
-    let plan = Plan::new(rt, &decision, format, &body)?;
+    // 4. Plan, and reserve the budget (an exhausted one may downgrade the plan).
+    let mut plan = Plan::new(rt, &decision, format, &body)?;
+    guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
+    let reservation = match guard::reserve(origin, &caller, &plan.sent(), parsed.prompt_bytes()).await? {
+        guard::Budget::Go(r) => r,
+        guard::Budget::Downgrade => {
+            guard::downgrade(origin, &mut decision);
+            plan = Plan::new(rt, &decision, format, &body)?;
+            guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
+            guard::free_only(origin, &mut plan)?;
+            None
+        }
+    };
+    let settle = guard::Settle {
+        caller,
+        reservation,
+    };
+    let tier_name = progress.routed(origin, &decision);
     let mut sent = plan.sent();
     quality::probe_floor(app, rt, decision.tier, &mut sent);
     if rt.policy.tiers[decision.tier]
@@ -133,9 +155,17 @@ async fn lifecycle(
                 request_id,
                 "count_tokens: no upstream counted ({e}); estimating"
             );
+            settle.finish(app, rt, 0, 0.0, 0);
             return estimate_tokens(origin, progress, &decision, &body);
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            // Nothing was spent: the reservation goes back.
+            settle.finish(app, rt, 0, 0.0, 0);
+            return Err(match &pin {
+                Some(pin) => pin.unanswered(&e),
+                None => e,
+            });
+        }
     };
     let way = provider::way(format, &rt.policy.upstreams[fwd.upstream]);
     let chat_request = match (way, format) {
@@ -151,7 +181,16 @@ async fn lifecycle(
             order: &sent,
             request_id,
         };
-        local::settle(app, rt, route, chat_request, fwd, &prepare).await?
+        match local::settle(app, rt, route, chat_request, fwd, &prepare).await {
+            Ok(fwd) => fwd,
+            Err(e) => {
+                settle.finish(app, rt, 0, 0.0, 0);
+                return Err(match &pin {
+                    Some(pin) => pin.unanswered(&e),
+                    None => e,
+                });
+            }
+        }
     } else {
         fwd
     };
@@ -193,6 +232,7 @@ async fn lifecycle(
         in_flight: progress.in_flight.take(),
         bills: adapter.bills,
         note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
+        settle: Some(settle),
         checks: chat_shaped.then(|| asked.clone()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
@@ -256,7 +296,7 @@ fn estimate_tokens(
     let req: MessagesRequest =
         serde_json::from_slice(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let n = count_tokens::estimate(&req);
-    origin.answered_here(decision.tier, 200, "estimate");
+    origin.answered_here(decision.tier, 200, "estimate", progress.caller.team());
     progress.recorded = true;
     let mut resp = json(
         StatusCode::OK,
