@@ -104,8 +104,13 @@ fn samples(text: &str) -> Samples {
 }
 
 /// Families that exist only where the policy turns their feature on: a probe score of 0
-/// for a policy without `probe:` would be a false figure, not a zero.
-const ONLY_WHEN_CONFIGURED: &[&str] = &["tiergate_probe_score"];
+/// for a policy without `probe:` would be a false figure, not a zero, and so would a budget
+/// used or left for a policy whose teams have no budget.
+const ONLY_WHEN_CONFIGURED: &[&str] = &[
+    "tiergate_probe_score",
+    "tiergate_team_budget_left_usd",
+    "tiergate_team_budget_used_usd",
+];
 
 /// What is missing: each queried family needs samples, and for its `tier` and `upstream`
 /// labels one for every tier and upstream named.

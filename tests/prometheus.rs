@@ -190,6 +190,7 @@ fn substitute(expr: &str) -> String {
         .replace("$__range", "5m")
         .replace("$tier", ".*")
         .replace("$upstream", ".*")
+        .replace("$team", ".*")
 }
 
 /// `lhs op rhs` -> `(lhs) op bool rhs`: data whenever the alert's signal has data.
@@ -207,7 +208,7 @@ fn signal_of(expr: &str) -> Option<String> {
 
 fn policy(up: &[String]) -> String {
     format!(
-        "upstreams:\n{}  - name: spare\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    key_required: false\n    enabled: false\n    model: m\ntiers:\n  - name: primitive\n    upstreams: [local, openai]\n  - name: architecture\n    upstreams: [frontier, openai]\n  - name: flaky\n    upstreams: [shaky, openai]\n  - name: broken\n    upstreams: [down, spare]\nreference_upstream: frontier\nprobe: {{ interval: 1h, upstreams: [local], max_tokens: 16 }}\n",
+        "upstreams:\n{}  - name: spare\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    key_required: false\n    enabled: false\n    model: m\ntiers:\n  - name: primitive\n    upstreams: [local, openai]\n  - name: architecture\n    upstreams: [frontier, openai]\n  - name: flaky\n    upstreams: [shaky, openai]\n  - name: broken\n    upstreams: [down, spare]\nreference_upstream: frontier\nteams: [{{ name: platform, budget_usd: 100 }}]\nprobe: {{ interval: 1h, upstreams: [local], max_tokens: 16 }}\n",
         up.concat()
     )
 }
