@@ -98,6 +98,8 @@ async fn shadow_calls_start_after_the_answer_is_complete_and_stop_at_the_cap() {
             .await
             .unwrap();
         assert_eq!(resp.headers()["x-tiergate-upstream"], "local");
+        // A whole answer keeps its length: the shadow starts on its last byte.
+        assert_eq!(resp.headers().contains_key("content-length"), !stream);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let complete = Instant::now();
         assert!(String::from_utf8_lossy(&body).contains("return x"));
@@ -220,5 +222,115 @@ async fn judged_losses_close_the_gate_for_the_segment() {
     let sql = json!({"model": "primitive", "messages": [{"role": "user", "content": "An SQL query for the top sales."}]});
     let (_, h, _) = post(&gw.url("/v1/chat/completions"), sql.to_string(), &[]).await;
     assert_eq!(h["x-tiergate-upstream"], "local");
+    gw.shutdown().await;
+}
+
+/// A GitHub token, assembled here so that no file holds one.
+fn secret() -> String {
+    let tail: String = (0..36)
+        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+        .collect();
+    format!("ghp_{}", tail.replace('a', "7"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_request_is_never_shadowed_nor_judged() {
+    use tiergate::govern::keys::{generate, hash_hex};
+    let local = MockUpstream::start(|_| Reply::Json(200, completion("q", GOOD, 10, 10))).await;
+    let (frontier, _) = timed(|| Reply::Json(200, completion("f", GOOD, 10, 10))).await;
+    let (judge, _) = timed(|| Reply::Json(200, completion("j", "YES", 10, 1))).await;
+    let (plain, private, no_judge) = (
+        generate().unwrap().expose().to_string(),
+        generate().unwrap().expose().to_string(),
+        generate().unwrap().expose().to_string(),
+    );
+    // The shadow upstream is named, so it is not taken from the (filtered) route.
+    let extra = "    shadow: { rate: 1, daily_usd_cap: 10, upstream: frontier, judge: { upstream: judge, rate: 1, daily_usd_cap: 10 } }\n";
+    let yaml = policy(
+        &local.base_url(),
+        &frontier.base_url(),
+        &judge.base_url(),
+        extra,
+    )
+    .replace(
+        "model: q, key_required: false }",
+        "model: q, key_required: false, local: true }",
+    ) + &format!(
+        "auth:\n  keys:\n    - {{ name: dev, team: web, sha256: {} }}\n    - {{ name: private, team: web, sha256: {}, local_only: true }}\n    - {{ name: nojudge, team: web, sha256: {}, upstreams: [local, frontier] }}\n",
+        hash_hex(&plain),
+        hash_hex(&private),
+        hash_hex(&no_judge)
+    );
+    assert!(
+        yaml.contains("model: q, key_required: false, local: true }"),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("model: f, key_required: false, local: true"),
+        "{yaml}"
+    );
+    let gw = Gateway::start(&yaml).await;
+    let chat = |text: &str, stream: bool| {
+        json!({"model": "primitive", "stream": stream, "messages": [{"role": "user", "content": text}]}).to_string()
+    };
+    let with_secret = format!("Write a Python function f; the CI token is {}", secret());
+    let cases = [
+        (plain.as_str(), with_secret.as_str(), "secret"),
+        (
+            private.as_str(),
+            "Write a Python identity function f.",
+            "local_only",
+        ),
+    ];
+    for (key, text, reason) in cases {
+        for stream in [false, true] {
+            let auth = format!("Bearer {key}");
+            let resp = client()
+                .request(request(
+                    &gw.url("/v1/chat/completions"),
+                    chat(text, stream),
+                    &[("authorization", &auth)],
+                ))
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()["x-tiergate-reason"], reason);
+            resp.into_body().collect().await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        frontier.requests().is_empty(),
+        "a pinned request was shadowed"
+    );
+    assert!(judge.requests().is_empty(), "a pinned request was judged");
+
+    // The same policy shadows and judges an ordinary request: the check above can fail.
+    let auth = format!("Bearer {plain}");
+    post(
+        &gw.url("/v1/chat/completions"),
+        chat("Write a Python identity function f.", false),
+        &[("authorization", &auth)],
+    )
+    .await;
+    wait_for("the shadow and the judge", || {
+        frontier.requests().len() == 1 && judge.requests().len() == 1
+    })
+    .await;
+    // A key that may not reach the judge is shadowed, not judged.
+    let auth = format!("Bearer {no_judge}");
+    post(
+        &gw.url("/v1/chat/completions"),
+        chat("Write a Python identity function f.", false),
+        &[("authorization", &auth)],
+    )
+    .await;
+    wait_for("the second shadow", || frontier.requests().len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        judge.requests().len(),
+        1,
+        "the judge saw a key's task it may not reach"
+    );
     gw.shutdown().await;
 }

@@ -250,7 +250,13 @@ async fn lifecycle(
     if let Some(from) = &escalated {
         quality::mark_escalated(&mut resp, from);
     }
-    // 8. Shadow, once the client's whole answer is out.
+    // 8. Shadow, once the client's whole answer is out; never for a pinned request.
+    let caller = &progress.caller;
+    let may_use = |u: usize| caller.may_use_upstream(&rt.policy.upstreams[u].name);
+    let reach = shadow::Reach {
+        pinned: pin.is_some(),
+        may_use: &may_use,
+    };
     if format == Format::Chat
         && let Some(job) = shadow::plan(
             app,
@@ -261,6 +267,7 @@ async fn lifecycle(
             origin.client,
             &body,
             &asked,
+            reach,
         )
     {
         resp = resp.map(|b| shadow::after(b, job));

@@ -21,10 +21,21 @@ use crate::quality::probe::ask;
 use crate::quality::shadow::{judge_prompt, kind_of, verdict};
 use crate::upstream::Runtime;
 
-/// A body that runs `then` once it has yielded its last frame (never when dropped early).
+/// A body that runs `then` once it has yielded its last byte (never when dropped early):
+/// at the end of a body of known size, else at its final poll.
 pub struct OnEnd {
     inner: BoxBody,
+    /// Bytes still to come, when the size is known.
+    left: Option<u64>,
     then: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl OnEnd {
+    fn fire(&mut self) {
+        if let Some(f) = self.then.take() {
+            f();
+        }
+    }
 }
 
 impl Body for OnEnd {
@@ -36,25 +47,29 @@ impl Body for OnEnd {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = r
-            && let Some(f) = self.then.take()
-        {
-            f();
+        match &r {
+            Poll::Ready(None) => self.fire(),
+            Poll::Ready(Some(Ok(f))) => {
+                let n = f.data_ref().map_or(0, |d| d.len() as u64);
+                if let Some(left) = self.left.as_mut() {
+                    *left = left.saturating_sub(n);
+                    if *left == 0 {
+                        self.fire();
+                    }
+                }
+            }
+            _ => {}
         }
         r
     }
 
     fn is_end_stream(&self) -> bool {
-        // Never claims the end ahead of time, so that the last poll (and `then`) happens.
-        false
+        // Never claims the end before `then` ran, so that the poll that runs it happens.
+        self.then.is_none() && self.inner.is_end_stream()
     }
 
-    /// No exact size: with one, hyper stops after the last byte without the final poll
-    /// that marks the end (the answer is then sent chunked).
     fn size_hint(&self) -> SizeHint {
-        let mut h = SizeHint::new();
-        h.set_lower(self.inner.size_hint().lower());
-        h
+        self.inner.size_hint()
     }
 }
 
@@ -67,10 +82,21 @@ pub struct Job {
     client: &'static str,
     body: Bytes,
     asked: Arc<Asked>,
+    /// Whether the judge may see this request's task.
+    judge: bool,
+}
+
+/// Where a request's data may go besides where it was answered.
+pub struct Reach<'a> {
+    /// Pinned to local upstreams (a secret, a `local_only` key): never shadowed.
+    pub pinned: bool,
+    /// Whether the client's key may use an upstream.
+    pub may_use: &'a dyn Fn(usize) -> bool,
 }
 
 /// A shadow job for this request, when its tier shadows, it is sampled, the day's cap is
-/// not spent, and there is a shadow upstream other than the one that answered.
+/// not spent, and there is a shadow upstream other than the one that answered which the
+/// request's data may reach.
 #[allow(clippy::too_many_arguments)]
 pub fn plan(
     app: &Arc<App>,
@@ -81,18 +107,26 @@ pub fn plan(
     client: &'static str,
     body: &Bytes,
     asked: &Arc<Asked>,
+    reach: Reach<'_>,
 ) -> Option<Job> {
     let cfg = rt.policy.tiers[tier].quality.shadow.as_ref()?;
-    if fastrand::f64() >= cfg.rate || !app.shadow.shadow_spend.allows(cfg.daily_usd_cap) {
+    if reach.pinned
+        || fastrand::f64() >= cfg.rate
+        || !app.shadow.shadow_spend.allows(cfg.daily_usd_cap)
+    {
         return None;
     }
     let shadow = cfg.upstream.or_else(|| {
         let at = sent.iter().position(|&u| u == answered)?;
         sent.get(at + 1).copied()
     })?;
-    if shadow == answered || !rt.policy.upstreams[shadow].is_enabled() {
+    if shadow == answered || !rt.policy.upstreams[shadow].is_enabled() || !(reach.may_use)(shadow) {
         return None;
     }
+    let judge = cfg
+        .judge
+        .as_ref()
+        .is_some_and(|j| (reach.may_use)(j.upstream));
     Some(Job {
         app: app.clone(),
         rt: rt.clone(),
@@ -101,6 +135,7 @@ pub fn plan(
         client,
         body: body.clone(),
         asked: asked.clone(),
+        judge,
     })
 }
 
@@ -113,14 +148,38 @@ pub fn after(body: BoxBody, job: Job) -> BoxBody {
         }
     });
     OnEnd {
+        left: body.size_hint().exact().filter(|&n| n > 0),
         inner: body,
         then: Some(then),
     }
     .boxed_unsync()
 }
 
+/// The judge answers in one word.
+const JUDGE_TOKENS: u64 = 8;
+
 fn cost(up: &crate::config::Upstream, r: &ask::Reply) -> f64 {
     super::record::cost_usd(&up.price, &r.usage)
+}
+
+/// A call's cost before it is made: its prompt's bytes in tokens, and all the output
+/// tokens it may use (what the daily cap reserves).
+fn estimate_usd(
+    up: &crate::config::Upstream,
+    prompt_bytes: usize,
+    chat: &serde_json::Value,
+) -> f64 {
+    let out = chat
+        .get("max_tokens")
+        .or_else(|| chat.get("max_completion_tokens"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(up.default_max_tokens);
+    let usage = crate::protocol::openai::Usage {
+        prompt_tokens: super::record::estimate_tokens(prompt_bytes),
+        completion_tokens: out,
+        prompt_tokens_details: None,
+    };
+    super::record::cost_usd(&up.price, &usage)
 }
 
 fn ratio(
@@ -161,15 +220,20 @@ async fn run(job: Job) {
         return;
     };
     let up = &p.upstreams[job.shadow];
+    let estimate = estimate_usd(up, job.body.len(), &chat);
+    if !app.shadow.shadow_spend.reserve(cfg.daily_usd_cap, estimate) {
+        return;
+    }
     let reply = match ask::send(up, &job.rt.upstreams[job.shadow], chat).await {
         Ok(r) => r,
         Err(e) => {
+            app.shadow.shadow_spend.settle(estimate, 0.0);
             tracing::info!(upstream = %up.name, "shadow call failed: {e}");
             return;
         }
     };
     let spent = cost(up, &reply);
-    app.shadow.shadow_spend.add(spent);
+    app.shadow.shadow_spend.settle(estimate, spent);
     app.metrics
         .shadow_cost_usd
         .with_label_values(&[tier, &up.name])
@@ -195,21 +259,41 @@ async fn run(job: Job) {
         agree,
     );
 
-    let Some(judge) = &cfg.judge else { return };
-    if fastrand::f64() >= judge.rate || !app.shadow.judge_spend.allows(judge.daily_usd_cap) {
+    let Some(judge) = cfg.judge.as_ref().filter(|_| job.judge) else {
         return;
-    }
+    };
     let jup = &p.upstreams[judge.upstream];
     let prompt = judge_prompt(&job.asked.task, &local.text, &theirs.text);
-    let reply = match ask::ask(jup, &job.rt.upstreams[judge.upstream], &prompt, 8).await {
+    let estimate = estimate_usd(
+        jup,
+        prompt.len(),
+        &serde_json::json!({ "max_tokens": JUDGE_TOKENS }),
+    );
+    if fastrand::f64() >= judge.rate
+        || !app
+            .shadow
+            .judge_spend
+            .reserve(judge.daily_usd_cap, estimate)
+    {
+        return;
+    }
+    let reply = match ask::ask(
+        jup,
+        &job.rt.upstreams[judge.upstream],
+        &prompt,
+        JUDGE_TOKENS,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
+            app.shadow.judge_spend.settle(estimate, 0.0);
             tracing::info!(upstream = %jup.name, "judge call failed: {e}");
             return;
         }
     };
     let spent = cost(jup, &reply);
-    app.shadow.judge_spend.add(spent);
+    app.shadow.judge_spend.settle(estimate, spent);
     app.metrics
         .judge_cost_usd
         .with_label_values(&[&jup.name])

@@ -8,9 +8,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::quality::checks::asks_page;
 
-/// Spend per UTC day against a cap.
+/// Spend per UTC day against a cap. A call reserves its estimated cost before it starts
+/// and settles the real one after, so that calls running at once cannot all pass the
+/// same check: the cap is overshot by at most one call's error of estimate.
 #[derive(Debug, Default)]
-pub struct DailySpend(Mutex<(u64, f64)>);
+pub struct DailySpend(Mutex<Day>);
+
+#[derive(Debug, Default)]
+struct Day {
+    day: u64,
+    spent: f64,
+    /// Reserved by calls still running.
+    pending: f64,
+}
 
 fn today() -> u64 {
     SystemTime::now()
@@ -18,29 +28,60 @@ fn today() -> u64 {
         .map_or(0, |d| d.as_secs() / 86_400)
 }
 
+impl Day {
+    fn roll(&mut self) {
+        let d = today();
+        if self.day != d {
+            (self.day, self.spent) = (d, 0.0);
+        }
+    }
+}
+
 impl DailySpend {
-    /// Whether a call may start: today's spend is under `cap`.
+    /// Whether a call may start: today's spend and reservations are under `cap`.
     pub fn allows(&self, cap: f64) -> bool {
         self.0
             .lock()
-            .map(|g| g.0 != today() || g.1 < cap)
+            .map(|mut g| {
+                g.roll();
+                g.spent + g.pending < cap
+            })
             .unwrap_or(false)
     }
 
-    pub fn add(&self, usd: f64) {
-        if let Ok(mut g) = self.0.lock() {
-            let d = today();
-            if g.0 != d {
-                *g = (d, 0.0);
-            }
-            g.1 += usd;
+    /// Reserves `estimate` when a call may start (see `allows`).
+    pub fn reserve(&self, cap: f64, estimate: f64) -> bool {
+        let Ok(mut g) = self.0.lock() else {
+            return false;
+        };
+        g.roll();
+        if g.spent + g.pending >= cap {
+            return false;
         }
+        g.pending += estimate;
+        true
+    }
+
+    /// Replaces a reservation by what the call really cost (0 when it failed).
+    pub fn settle(&self, estimate: f64, usd: f64) {
+        if let Ok(mut g) = self.0.lock() {
+            g.roll();
+            g.pending = (g.pending - estimate).max(0.0);
+            g.spent += usd;
+        }
+    }
+
+    pub fn add(&self, usd: f64) {
+        self.settle(0.0, usd);
     }
 
     pub fn today(&self) -> f64 {
         self.0
             .lock()
-            .map(|g| if g.0 == today() { g.1 } else { 0.0 })
+            .map(|mut g| {
+                g.roll();
+                g.spent
+            })
             .unwrap_or(0.0)
     }
 }
@@ -170,6 +211,14 @@ mod tests {
         s.add(0.02);
         assert!(!s.allows(0.01) && s.allows(0.05));
         assert!((s.today() - 0.02).abs() < 1e-12);
+        // Two calls at once: the second sees the first's reservation.
+        let s = DailySpend::default();
+        assert!(s.reserve(0.01, 0.008));
+        assert!(s.reserve(0.01, 0.008), "0.008 reserved is under the cap");
+        assert!(!s.reserve(0.01, 0.008), "0.016 reserved is not");
+        s.settle(0.008, 0.001);
+        s.settle(0.008, 0.0);
+        assert!((s.today() - 0.001).abs() < 1e-12 && s.allows(0.01));
         assert_eq!(
             kind_of("Write a single-file HTML page with a canvas"),
             "page"
