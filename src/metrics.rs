@@ -85,6 +85,18 @@ pub struct Metrics {
     pub probe_score: GaugeVec,
     /// upstream: spend of the scheduled probe
     pub probe_cost_usd: prometheus::CounterVec,
+    /// tier, client, result (agree | disagree)
+    pub shadow_comparisons: IntCounterVec,
+    /// tier, client: agreements over comparisons so far
+    pub shadow_agreement: GaugeVec,
+    /// tier, upstream (the shadow's)
+    pub shadow_cost_usd: prometheus::CounterVec,
+    /// tier, client, verdict (win | loss)
+    pub judge_verdicts: IntCounterVec,
+    /// tier, client: wins over verdicts so far
+    pub judge_win: GaugeVec,
+    /// upstream (the judge)
+    pub judge_cost_usd: prometheus::CounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
 }
@@ -404,6 +416,52 @@ impl Metrics {
                     &["upstream", "task"],
                 )
                 .expect("valid metric"),
+            ),
+            shadow_comparisons: counter(
+                &r,
+                "tiergate_shadow_comparisons_total",
+                "Shadow comparisons: both answers checked, agreeing when both pass or both fail.",
+                &["tier", "client", "result"],
+            ),
+            shadow_agreement: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "tiergate_shadow_agreement_ratio",
+                        "Share of shadow comparisons that agreed, since start.",
+                    ),
+                    &["tier", "client"],
+                )
+                .expect("valid metric"),
+            ),
+            shadow_cost_usd: fcounter(
+                &r,
+                "tiergate_shadow_cost_usd_total",
+                "Spend in US dollars of shadow calls (capped per day by the policy).",
+                &["tier", "upstream"],
+            ),
+            judge_verdicts: counter(
+                &r,
+                "tiergate_judge_verdicts_total",
+                "Judge verdicts on shadow comparisons: win when the tier's answer is as good as the shadow's.",
+                &["tier", "client", "verdict"],
+            ),
+            judge_win: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "tiergate_judge_win_ratio",
+                        "Share of judge verdicts that were wins, since start.",
+                    ),
+                    &["tier", "client"],
+                )
+                .expect("valid metric"),
+            ),
+            judge_cost_usd: fcounter(
+                &r,
+                "tiergate_judge_cost_usd_total",
+                "Spend in US dollars of judge calls (capped per day by the policy).",
+                &["upstream"],
             ),
             probe_cost_usd: fcounter(
                 &r,

@@ -11,7 +11,11 @@
 //!    `local` repairs a local server's chat-shaped answer, or escalates it.
 //! 6. **meter**: the `Ledger` opens; from here the request is recorded whatever happens.
 //! 7. **render** (`respond`): the provider's adapter turns the answer into the client's
-//!    format, whole or streamed chunk by chunk (`stream`, `translated`).
+//!    format, whole or streamed chunk by chunk (`stream`, `translated`); chat-shaped answers
+//!    are checked off the path once complete (`quality`), a whole one that fails the tier's
+//!    `escalate_on` having been asked again of the next upstream first.
+//! 8. **shadow** (`shadow`): a sampled share is also asked of the frontier after the
+//!    client's answer is out, compared, and judged.
 //!
 //! An error at any step becomes a response in the client's format in one place
 //! (`GatewayError::response`), counted by `Origin::conclude` when no ledger recorded it.
@@ -25,6 +29,7 @@ mod plan;
 pub mod quality;
 pub mod record;
 mod respond;
+mod shadow;
 mod stream;
 mod translated;
 
@@ -119,6 +124,14 @@ async fn lifecycle(
     let tier_name = progress.routed(origin, &decision);
     let mut sent = plan.sent();
     quality::probe_floor(app, rt, decision.tier, &mut sent);
+    if rt.policy.tiers[decision.tier]
+        .quality
+        .quality_gate
+        .is_some()
+    {
+        let task = quality::task_of(&parsed);
+        shadow::gate(app, rt, decision.tier, origin.client, &task, &mut sent);
+    }
     if format == Format::CountTokens && sent.is_empty() {
         return estimate_tokens(origin, progress, &decision, &body);
     }
@@ -237,6 +250,28 @@ async fn lifecycle(
     let mut resp = tag(resp, tier_name, &up.name, decision.reason);
     if let Some(from) = &escalated {
         quality::mark_escalated(&mut resp, from);
+    }
+    // 8. Shadow, once the client's whole answer is out; never for a pinned request.
+    let caller = &progress.caller;
+    let may_use = |u: usize| caller.may_use_upstream(&rt.policy.upstreams[u].name);
+    let reach = shadow::Reach {
+        pinned: pin.is_some(),
+        may_use: &may_use,
+    };
+    if format == Format::Chat
+        && let Some(job) = shadow::plan(
+            app,
+            rt,
+            decision.tier,
+            &sent,
+            answered,
+            origin.client,
+            &body,
+            &asked,
+            reach,
+        )
+    {
+        resp = resp.map(|b| shadow::after(b, job));
     }
     Ok(resp)
 }

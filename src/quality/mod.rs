@@ -5,3 +5,4 @@ pub mod checks;
 pub mod feedback;
 pub mod probe;
 pub mod schedule;
+pub mod shadow;

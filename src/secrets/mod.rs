@@ -254,7 +254,6 @@ impl Scanner {
         owner.push(usize::MAX);
         let prefilter = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostFirst)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| bad("keywords", e.to_string()))?;
         let mut allow: Vec<String> = rules::PLACEHOLDERS.iter().map(|s| s.to_string()).collect();
