@@ -155,7 +155,12 @@ pub(crate) fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> 
     )
 }
 
-pub(crate) fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
+pub(crate) fn fcounter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::CounterVec {
     reg(
         r,
         prometheus::CounterVec::new(Opts::new(name, help), labels)

@@ -108,16 +108,17 @@ async fn lifecycle(
     // 4. Plan, and reserve the budget (an exhausted one may downgrade the plan).
     let mut plan = Plan::new(rt, &decision, format, &body)?;
     guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
-    let reservation = match guard::reserve(origin, &caller, &plan.sent(), parsed.prompt_bytes()).await? {
-        guard::Budget::Go(r) => r,
-        guard::Budget::Downgrade => {
-            guard::downgrade(origin, &mut decision);
-            plan = Plan::new(rt, &decision, format, &body)?;
-            guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
-            guard::free_only(origin, &mut plan)?;
-            None
-        }
-    };
+    let reservation =
+        match guard::reserve(origin, &caller, &plan.sent(), parsed.prompt_bytes()).await? {
+            guard::Budget::Go(r) => r,
+            guard::Budget::Downgrade => {
+                guard::downgrade(origin, &mut decision);
+                plan = Plan::new(rt, &decision, format, &body)?;
+                guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
+                guard::free_only(origin, &mut plan)?;
+                None
+            }
+        };
     let settle = guard::Settle {
         caller,
         reservation,
