@@ -306,6 +306,72 @@ async fn the_first_byte_deadline_follows_the_upstreams_recent_first_bytes() {
     gw.shutdown().await;
 }
 
+#[tokio::test]
+async fn an_attempt_sent_before_anything_was_known_ends_once_the_answers_show_it_hung() {
+    // The very first request hangs; all others are answered at once.
+    let n = Arc::new(AtomicUsize::new(0));
+    let spec = MockSpec::new();
+    let local = {
+        let (spec, n) = (spec.clone(), n.clone());
+        MockUpstream::start(move |r| {
+            let good = spec.reply(r);
+            if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::Delay(Duration::from_secs(60), Box::new(good))
+            } else {
+                good
+            }
+        })
+        .await
+    };
+    let fallback = MockSpec::new().start().await;
+    // No hedging, a 60 s ceiling: when the first request is sent nothing is known of local,
+    // so its deadline starts at the ceiling.
+    let local_yaml = upstream_yaml("local", &local, "{}")
+        .replace("first_byte: 5s", "first_byte: 60s")
+        .replace("total: 30s", "total: 120s")
+        + "    hedge: { enabled: false }\n    first_byte_adaptive: { multiplier: 4, floor: 300ms }\n";
+    let gw = Gateway::start(&two_step(
+        &local_yaml,
+        &upstream_yaml("fallback", &fallback, "{}"),
+    ))
+    .await;
+    let url = gw.url("/v1/chat/completions");
+    let t0 = Instant::now();
+    let first = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            common::post(&url, chat_body("primitive", "hi", false).to_string(), &[]).await
+        })
+    };
+    while n.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..20 {
+        let (status, headers, _) =
+            common::post(&url, chat_body("primitive", "hi", false).to_string(), &[]).await;
+        assert_eq!(
+            (status.as_u16(), &headers["x-tiergate-upstream"]),
+            (200, &"local".parse().unwrap())
+        );
+    }
+    let (status, headers, body) = first.await.unwrap();
+    let took = t0.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["x-tiergate-upstream"], "fallback");
+    assert!(
+        took < Duration::from_secs(20),
+        "the 60 s ceiling held: {took:?}"
+    );
+    let timeouts = metric_sum(
+        &gw,
+        "tiergate_upstream_errors_total",
+        &[("upstream", "local"), ("type", "timeout")],
+    )
+    .await;
+    assert_eq!(timeouts, Some(1.0));
+    gw.shutdown().await;
+}
+
 #[test]
 fn hedging_is_on_by_default_for_local_servers_and_off_for_keyed_apis() {
     let policy = tiergate::config::parse(

@@ -216,6 +216,32 @@ pub async fn attempt_upstream<P: Fn(&Upstream, &UpstreamRuntime) -> Outgoing>(
 
 type SendError = (UpstreamFailure, String, Option<Duration>);
 
+/// How often a waiting attempt looks at its deadline again.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// `fut`, unless the first-byte deadline (counted from `sent`) passes first: then Err with
+/// the deadline. The deadline is looked at again while waiting, so that an attempt sent
+/// before the upstream's first answers were known (its deadline then the ceiling) ends as
+/// soon as they show it hung, not at the ceiling.
+async fn by_first_byte<F: std::future::Future>(
+    up: &Upstream,
+    run: &UpstreamRuntime,
+    kind: Kind,
+    sent: Instant,
+    fut: F,
+) -> Result<F::Output, Duration> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let fb = first_byte(up, run, kind);
+        let at = sent + fb;
+        match tokio::time::timeout_at(at.min(Instant::now() + RECHECK), &mut fut).await {
+            Ok(v) => return Ok(v),
+            Err(_) if Instant::now() >= at => return Err(fb),
+            Err(_) => {}
+        }
+    }
+}
+
 /// One attempt: the response head and, for a stream, its first event; a whole answer is
 /// read to its end here, so that one broken off can still go elsewhere. Also gives the
 /// time to first byte (head, or first event).
@@ -226,9 +252,8 @@ async fn send(
     sent: Instant,
     kind: Kind,
 ) -> Result<(Response<Body>, Duration), SendError> {
-    let fb = first_byte(up, run, kind);
-    let resp = match tokio::time::timeout(fb, run.client.request(req)).await {
-        Err(_) => {
+    let resp = match by_first_byte(up, run, kind, sent, run.client.request(req)).await {
+        Err(fb) => {
             let d = format!("{} sent no response within {fb:?}", up.name);
             return Err((UpstreamFailure::Timeout, d, None));
         }
@@ -281,10 +306,9 @@ async fn send(
         };
     }
     if status.is_success() {
-        let left = fb.saturating_sub(sent.elapsed());
         let broken = |d: String| Err((UpstreamFailure::Broken, d, None));
-        match tokio::time::timeout(left, body.first_event()).await {
-            Err(_) => {
+        match by_first_byte(up, run, kind, sent, body.first_event()).await {
+            Err(fb) => {
                 let d = format!("{} sent no event within {fb:?}", up.name);
                 return Err((UpstreamFailure::Timeout, d, None));
             }

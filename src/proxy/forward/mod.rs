@@ -117,6 +117,9 @@ pub async fn forward_to(
     // The hedge, once started (its index in `order`), and when to start it until then.
     let mut hedge: Option<usize> = None;
     let mut hedge_at: Option<Instant> = None;
+    // The attempt a hedge was started beside, while it runs, and when it was started.
+    let mut started_at = Instant::now();
+    let mut beside: Option<(usize, Instant)> = None;
     loop {
         if running.is_empty() {
             if next == order.len() {
@@ -128,6 +131,7 @@ pub async fn forward_to(
                     .inc();
             }
             running.push(start(next, prepared.take()));
+            started_at = Instant::now();
             hedge_at = match hedge {
                 None if next + 1 < order.len() => {
                     let run = &rt.upstreams[order[next]];
@@ -151,6 +155,11 @@ pub async fn forward_to(
                             .with_label_values(&[tier_name, &upstream(h).name, outcome])
                             .inc();
                         tracing::debug!(request_id, upstream = %upstream(i).name, outcome, "hedged request answered");
+                        // The loser's wait is a lower bound of its time to first byte: kept,
+                        // or the quantiles would know only its fast answers and hedge on.
+                        if let Some((p, at)) = beside.filter(|_| i == h) {
+                            rt.upstreams[order[p]].state.ttfb.record(kind, at.elapsed());
+                        }
                     }
                     // Dropping `running` cancels the other attempt, if any.
                     return Ok(fwd);
@@ -162,6 +171,9 @@ pub async fn forward_to(
                             .inc();
                     }
                     hedge_at = None;
+                    if beside.is_some_and(|(p, _)| p == i) {
+                        beside = None;
+                    }
                     last = Some((i, failure));
                 }
             },
@@ -170,6 +182,7 @@ pub async fn forward_to(
                 if next < order.len() && hedge.is_none() {
                     tracing::debug!(request_id, from = %upstream(next - 1).name, to = %upstream(next).name, "no first byte yet: hedging");
                     hedge = Some(next);
+                    beside = Some((next - 1, started_at));
                     running.push(start(next, None));
                     next += 1;
                 }
