@@ -5,7 +5,7 @@
 //! tier wins; otherwise score = sigmoid(model logit of the task + structure priors + rule
 //! weights + policy bias).
 
-use super::artifact;
+use super::evidence::Evidence;
 use super::features::dense_name;
 use super::input::Conversation;
 use super::model::sigmoid;
@@ -38,6 +38,8 @@ pub struct Explanation {
     pub task: String,
     pub side_call: Option<&'static str>,
     pub structure: Structure,
+    /// Where the code the task needs lives (see `evidence`).
+    pub evidence: Evidence,
     /// Every contribution to the logit, strongest first.
     pub contributions: Vec<(String, f64)>,
     pub logit: f64,
@@ -63,11 +65,33 @@ pub const MULTI_COMPONENT_APP: f64 = 2.0;
 /// of `MULTI_COMPONENT_APP`: an artifact is not an application.
 pub const ONE_ARTIFACT: f64 = -2.0;
 
+/// Added to the logit when the task is a project's issue: a named project (slug, issue
+/// number, a name before the colon, a version, an issue template, a stack trace through its
+/// modules) asked for a change or reported misbehaving, or a product misbehaving with none of
+/// its code in the prompt (see `evidence`). Rule case 2: the repository is not in the prompt.
+/// Hand-set like `NO_EVIDENCE`: how a source writes its issues must not decide it.
+pub const PROJECT_ISSUE: f64 = 2.5;
+
+/// Added to the logit when the task is a question for the assistant, or one artifact, about a
+/// language or a named library and names no project of its own and no team ("pydantic v2:
+/// how do I...", "How do I mock `datetime.now()`?"): answered from the public API.
+pub const API_QUESTION: f64 = -2.0;
+
+/// How much structure evidence (see `structure::priors`) says a repository is at hand.
+const STRUCTURE_EVIDENCE: f64 = 0.8;
+
 const REASONS: usize = 5;
 const TASK_SHOWN: usize = 200;
 
 pub fn classify(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Classification {
     explain(conv, cc).classification
+}
+
+fn knob(name: &str, d: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation {
@@ -80,6 +104,7 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
         task: super::features::cut(task, TASK_SHOWN).to_string(),
         side_call,
         structure: Structure::default(),
+        evidence: Evidence::default(),
         contributions: Vec::new(),
         logit,
     };
@@ -153,14 +178,36 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
     }
     let st = structure::of(conv);
     let priors = structure::priors(&st);
-    if s.evidence == 0 && priors.is_empty() {
+    let ev = s.evidence_of;
+    // Structure that is real evidence of a repository (many files, a diff across files, a
+    // map) stands in the way of the priors below; a couple of files shown to an editor do not.
+    let repo_structure = priors.iter().map(|(_, w)| w).sum::<f64>() >= STRUCTURE_EVIDENCE;
+    if s.evidence == 0 && !ev.outside() && !repo_structure {
         extra += NO_EVIDENCE;
         contributions.push(("no architecture evidence".into(), NO_EVIDENCE));
     }
-    let one_artifact = priors.is_empty() && artifact::asks_for_one_artifact(&t.text);
+    let one_artifact = !repo_structure && ev.one_artifact();
     if one_artifact {
-        extra += ONE_ARTIFACT;
-        contributions.push(("one artifact asked for".into(), ONE_ARTIFACT));
+        let w = if ev.artifact.about_code && !ev.artifact.named {
+            knob("TG_HO", ONE_ARTIFACT)
+        } else {
+            knob("TG_OA", ONE_ARTIFACT)
+        };
+        extra += w;
+        contributions.push(("one artifact asked for".into(), w));
+    }
+    let issue = ev.project_issue() || ev.product_defect() || ev.codebase_work();
+    if issue {
+        extra += knob("TG_PI", PROJECT_ISSUE);
+        contributions.push(("a project's issue".into(), knob("TG_PI", PROJECT_ISSUE)));
+    }
+    if !issue && !one_artifact && !repo_structure && (ev.plain_question() || ev.library_question())
+    {
+        extra += knob("TG_AQ", API_QUESTION);
+        contributions.push((
+            "a question about an API".into(),
+            knob("TG_AQ", API_QUESTION),
+        ));
     }
     if s.app_parts >= 2 && !one_artifact {
         extra += MULTI_COMPONENT_APP;
@@ -195,6 +242,7 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
         task: super::features::cut(&t.text, TASK_SHOWN).to_string(),
         side_call: None,
         structure: st,
+        evidence: ev,
         contributions,
         logit,
     }

@@ -9,6 +9,7 @@
 pub mod artifact;
 pub mod classifier;
 pub mod decide;
+pub mod evidence;
 pub mod features;
 pub mod input;
 pub mod lexicon;
