@@ -16,6 +16,7 @@ pub mod lexicon;
 pub mod model;
 pub mod phrases;
 pub mod policy;
+pub mod priors;
 pub mod rules;
 pub mod structure;
 pub mod task;

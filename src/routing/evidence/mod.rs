@@ -6,10 +6,12 @@
 //! feature (`features::Extra`), so its weight is learned and `classify --explain` names it.
 
 mod project;
+mod stories;
 mod title;
 mod trace;
 
 pub use project::{Marks, is_slug, is_version};
+pub use stories::Stories;
 pub use title::{Ask, Title};
 pub use trace::Frames;
 
@@ -23,6 +25,7 @@ pub struct Evidence {
     pub title: Title,
     pub marks: Marks,
     pub frames: Frames,
+    pub stories: Stories,
     pub artifact: Reading,
 }
 
@@ -101,6 +104,17 @@ impl Evidence {
         self.artifact.reason && (self.title.product || self.title.ours) && !self.in_prompt()
     }
 
+    /// A new application described by its user stories, for no named project and no team.
+    pub fn greenfield_app(&self) -> bool {
+        // A link to a repository is a reference ("see the example on GitHub"), not the
+        // project the task is about.
+        self.stories.describe_an_app()
+            && !(self.title.prefix || self.title.tag || self.title.prefix_slug)
+            && self.marks.issue_refs == 0
+            && !self.title.ours
+            && self.marks.template == 0
+    }
+
     /// A question for the assistant that names no project and no team ("How do I mock
     /// `datetime.now()`?").
     pub fn plain_question(&self) -> bool {
@@ -130,6 +144,7 @@ pub fn read(task: &str, artifact: Reading) -> Evidence {
         title: title::read(text),
         marks: project::marks(text),
         frames: trace::frames(text),
+        stories: stories::read(text),
         artifact,
     }
 }

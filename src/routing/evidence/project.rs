@@ -81,6 +81,18 @@ const TEMPLATE: &[&str] = &[
     "possible solution",
 ];
 
+/// `w` is one of `list` (lower case), whatever its case.
+pub fn in_list(w: &str, list: &[&str]) -> bool {
+    list.iter().any(|x| x.eq_ignore_ascii_case(w))
+}
+
+/// `s` without `prefix` (lower case), whatever its case.
+pub fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
 /// Reads `text` (the caller bounds it).
 pub fn marks(text: &str) -> Marks {
     let mut m = Marks::default();
@@ -108,6 +120,15 @@ pub fn marks(text: &str) -> Marks {
         }
         let mut prev = "";
         for chunk in line.split_ascii_whitespace() {
+            // Every mark has a digit, a slash, a '#', an '@' or a scheme's ':'; most words
+            // have none and cost one look at their bytes.
+            if !chunk
+                .bytes()
+                .any(|b| b.is_ascii_digit() || matches!(b, b'/' | b'#' | b'@' | b':'))
+            {
+                prev = chunk;
+                continue;
+            }
             let versions = m.versions;
             chunk_marks(chunk, &mut m);
             // "3.12" is a version after "Python" or "from", a number after "print".
@@ -139,10 +160,10 @@ fn is_template_heading(t: &str) -> bool {
     if t.is_empty() {
         return false;
     }
-    let lower = t.to_ascii_lowercase();
-    TEMPLATE
-        .iter()
-        .any(|s| lower.starts_with(s.trim_end_matches(':')) && lower.len() <= s.len() + 12)
+    TEMPLATE.iter().any(|s| {
+        let s = s.trim_end_matches(':');
+        t.len() <= s.len() + 12 && strip_prefix_ci(t, s).is_some()
+    })
 }
 
 fn chunk_marks(chunk: &str, m: &mut Marks) {
@@ -191,10 +212,8 @@ fn one_mark(chunk: &str, m: &mut Marks) {
         }
     }
     // A project's numbered design documents: ADR-0012, RFC-77, PEP-8.
-    let upper = c.to_ascii_uppercase();
     if ["ADR-", "RFC-", "PEP-", "KEP-", "RFC"].iter().any(|p| {
-        upper
-            .strip_prefix(p)
+        strip_prefix_ci(c, p)
             .is_some_and(|n| !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit()))
     }) {
         bump(&mut m.issue_refs);
@@ -298,12 +317,13 @@ fn bare_decimal(chunk: &str) -> bool {
 /// "version", "from", "to".
 fn names_a_version(prev: &str) -> bool {
     let p = prev.trim_matches(|ch: char| !ch.is_ascii_alphanumeric());
-    let lower = p.to_ascii_lowercase();
     p.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
-        || TECH.contains(&lower.as_str())
-        || matches!(
-            lower.as_str(),
-            "version" | "versions" | "release" | "from" | "to" | "since" | "before" | "after"
+        || in_list(p, TECH)
+        || in_list(
+            p,
+            &[
+                "version", "versions", "release", "from", "to", "since", "before", "after",
+            ],
         )
         || (p.contains(['-', '_']) && p.bytes().any(|b| b.is_ascii_alphabetic()))
 }
@@ -314,7 +334,7 @@ fn tech_version(prev: &str, chunk: &str) -> bool {
         && !n.is_empty()
         && n.len() <= 3
         && n.bytes().all(|b| b.is_ascii_digit())
-        && TECH.contains(&prev.trim_start_matches('(').to_ascii_lowercase().as_str())
+        && in_list(prev.trim_start_matches('('), TECH)
 }
 
 /// `owner/repo` in plain lower-case words: a slug where the context says so (before `#412`,
@@ -327,7 +347,7 @@ pub fn plain_slug(w: &str) -> bool {
             && a.bytes()
                 .chain(b.bytes())
                 .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
-            && !NOT_SLUGS.contains(&w.to_ascii_lowercase().as_str())
+            && !in_list(w, NOT_SLUGS)
     })
 }
 
@@ -344,7 +364,7 @@ pub fn is_slug(c: &str) -> bool {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     };
-    if !name(owner) || !name(repo) || NOT_SLUGS.contains(&c.to_ascii_lowercase().as_str()) {
+    if !name(owner) || !name(repo) || in_list(c, NOT_SLUGS) {
         return false;
     }
     // A file (`src/app.py`, `lib/x.rb`) is not a repository.
@@ -396,9 +416,8 @@ pub fn is_version(c: &str) -> bool {
     const TOOLS: &[&str] = &[
         "gcc", "clang", "net", "php", "ef", "es", "jdk", "java", "python", "py", "node", "c++",
     ];
-    let lower = c.to_ascii_lowercase();
     TOOLS.iter().any(|t| {
-        lower.strip_prefix(t).is_some_and(|v| {
+        strip_prefix_ci(c, t).is_some_and(|v| {
             let v = v.trim_start_matches('-');
             !v.is_empty() && v.len() <= 4 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         })

@@ -4,6 +4,8 @@
 //! of a product misbehaving. The name alone says little (a library's how-to question names
 //! one too); what follows it says whose code must change.
 
+use std::sync::LazyLock;
+
 use super::project::{is_slug, plain_slug};
 use crate::routing::artifact;
 use crate::routing::features::is_path;
@@ -429,12 +431,30 @@ fn split_prefix(line: &str) -> Option<(&str, &str)> {
     (rest.split_ascii_whitespace().count() >= 2).then_some((name, rest))
 }
 
+/// A list of phrases found anywhere in a line, in one pass.
+struct Lists(Option<regex::Regex>);
+
+impl Lists {
+    fn new(phrases: &[&str]) -> Lists {
+        let alternatives: Vec<String> = phrases.iter().map(|p| regex::escape(p)).collect();
+        Lists(regex::Regex::new(&alternatives.join("|")).ok())
+    }
+
+    fn matches(&self, lower: &str) -> bool {
+        self.0.as_ref().is_some_and(|r| r.is_match(lower))
+    }
+}
+
+static MAINTAINERS_SET: LazyLock<Lists> = LazyLock::new(|| Lists::new(MAINTAINERS));
+static CHANGE_SET: LazyLock<Lists> = LazyLock::new(|| Lists::new(CHANGE_PHRASES));
+static DEFECT_SET: LazyLock<Lists> = LazyLock::new(|| Lists::new(DEFECT));
+
 fn ask(lower: &str, words: &[&str], named: bool, ours: bool) -> Ask {
     let first = words.first().copied().unwrap_or("");
-    let has = |list: &[&str]| list.iter().any(|p| lower.contains(p));
+    let has = |set: &Lists| set.matches(lower);
     // The order matters: "could you add" asks the maintainers, "could you explain" the
     // assistant; "build error" is a defect, "build a CLI" an artifact.
-    if has(MAINTAINERS) {
+    if has(&MAINTAINERS_SET) {
         return Ask::Change;
     }
     let asked =
@@ -458,10 +478,10 @@ fn ask(lower: &str, words: &[&str], named: bool, ours: bool) -> Ask {
     {
         return Ask::Artifact;
     }
-    if has(CHANGE_PHRASES) {
+    if has(&CHANGE_SET) {
         return Ask::Change;
     }
-    if has(DEFECT) {
+    if has(&DEFECT_SET) {
         return Ask::Defect;
     }
     if lower.trim_end().ends_with('?') && !ours && words.iter().any(|w| *w == "i" || *w == "my") {
