@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::govern::Governor;
 use crate::metrics::Metrics;
+use crate::quality::feedback::FeedbackStore;
 use crate::ui::Recent;
 pub use crate::upstream::Runtime;
 use crate::upstream::health;
@@ -17,21 +19,41 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The latest routing decisions, for the live page.
     pub recent: Recent,
+    /// Rate limits and budgets of client keys, over the policy's state store.
+    pub governor: Arc<Governor>,
+    /// Who answered each recent request, for `POST /v1/feedback`.
+    pub feedback: FeedbackStore,
+    /// The latest probe scores (`probe:` in the policy), for its floor.
+    pub probe_scores: crate::quality::schedule::ProbeScores,
     ready: AtomicBool,
 }
 
 impl App {
     pub fn new(runtime: Runtime) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let governor = Arc::new(Governor::for_policy(&runtime.policy.governance, &metrics));
         let app = App {
             runtime: Arc::new(ArcSwap::from_pointee(runtime)),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             recent: Recent::default(),
+            governor,
+            feedback: FeedbackStore::default(),
+            probe_scores: Default::default(),
             ready: AtomicBool::new(true),
         };
         app.metrics.preset(&app.runtime.load().policy);
         app.publish_upstream_state();
         health::spawn(&app.runtime, &app.metrics);
-        Arc::new(app)
+        app.refresh_budgets();
+        let app = Arc::new(app);
+        crate::quality::schedule::spawn(&app);
+        app
+    }
+
+    /// Reads the teams' spend this month from the state store, for the budget gauges.
+    pub fn refresh_budgets(&self) {
+        let (governor, rt) = (self.governor.clone(), self.runtime.load_full());
+        tokio::spawn(async move { governor.refresh_budgets(&rt.policy.governance).await });
     }
 
     /// Republishes the upstream gauges from the current policy (after a reload).

@@ -3,7 +3,7 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::http::{Body, HEADER_TIER, header_value, json};
+use crate::http::{Body, HEADER_REASON, HEADER_TIER, header_value, json};
 use crate::protocol::Format;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,22 @@ pub enum GatewayError {
     /// A fault of tiergate's own (a body it could not encode): never the client's.
     #[error("tiergate failed to handle the request: {0}")]
     Internal(String),
+    /// The client's key: missing, unknown, not allowed, over a limit or a budget.
+    #[error("{0}")]
+    Denied(crate::govern::Denied),
+    /// A secret in a request the policy refuses (`secrets.action: block`).
+    #[error(
+        "This request carries a secret (rule {rule}) and the policy refuses such requests; remove it and send the request again."
+    )]
+    SecretBlocked { rule: std::sync::Arc<str> },
+    /// A request that must stay local (`reason`: `secret` or `local_only`) that no local
+    /// upstream could answer. It is never sent elsewhere.
+    #[error("This request {why}, so only a local upstream may answer it, and none could: {detail}")]
+    LocalOnly {
+        reason: &'static str,
+        why: String,
+        detail: String,
+    },
 }
 
 /// Where an error came from.
@@ -133,7 +149,9 @@ impl GatewayError {
             RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ModelNotFound(_) | NotFound(_) | UnknownRequestId(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            NoUpstream(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NoUpstream(_) | LocalOnly { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Denied(d) => StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN),
+            SecretBlocked { .. } => StatusCode::FORBIDDEN,
             UpstreamFailed { kind, .. } => match kind {
                 UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamFailure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -149,6 +167,9 @@ impl GatewayError {
 
     /// OpenAI's error `type`.
     pub fn kind(&self) -> &'static str {
+        if let GatewayError::Denied(d) = self {
+            return d.kind();
+        }
         match self.status().as_u16() {
             429 => "rate_limit_error",
             s if s >= 500 => "server_error",
@@ -182,6 +203,9 @@ impl GatewayError {
             MethodNotAllowed { .. } => "method_not_allowed",
             RequestTimeout(_) => "request_timeout",
             Internal(_) => "internal_error",
+            Denied(d) => d.code(),
+            SecretBlocked { .. } => "secret_detected",
+            LocalOnly { .. } => "local_upstream_unavailable",
         }
     }
 
@@ -202,7 +226,10 @@ impl GatewayError {
             | MethodNotAllowed { .. }
             | RequestTimeout(_)
             | UnknownRequestId(_) => Source::Client,
-            ModelNotFound(_) | TierNotFound(_) | NoUpstream(_) => Source::Policy,
+            ModelNotFound(_) | TierNotFound(_) | NoUpstream(_) | Denied(_) | SecretBlocked { .. } => {
+                Source::Policy
+            }
+            LocalOnly { .. } => Source::Upstream,
             UpstreamFailed { .. } => Source::Upstream,
             Internal(_) => Source::Gateway,
         }
@@ -216,7 +243,8 @@ impl GatewayError {
                 | GatewayError::NoUpstream(_)
                 | GatewayError::RequestTimeout(_)
                 | GatewayError::Internal(_)
-        )
+                | GatewayError::LocalOnly { .. }
+        ) || matches!(self, GatewayError::Denied(d) if d.retry_after().is_some())
     }
 
     pub fn param(&self) -> Option<&'static str> {
@@ -251,6 +279,20 @@ impl GatewayError {
             "x-should-retry",
             HeaderValue::from_static(if self.retryable() { "true" } else { "false" }),
         );
+        match self {
+            GatewayError::Denied(d) => {
+                if let Some(secs) = d.retry_after() {
+                    h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+            }
+            GatewayError::SecretBlocked { .. } => {
+                h.insert(HEADER_REASON, HeaderValue::from_static("secret"));
+            }
+            GatewayError::LocalOnly { reason, .. } => {
+                h.insert(HEADER_REASON, HeaderValue::from_static(reason));
+            }
+            _ => {}
+        }
         resp
     }
 }

@@ -2,7 +2,7 @@
 //! tiergate adds. No state and no policy here.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -62,7 +62,16 @@ pub fn request_id(headers: &HeaderMap) -> String {
     {
         return v.to_string();
     }
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    // 32 hex digits, written without `format!` (this runs on every request).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+    let mut id = String::with_capacity(32);
+    for word in [a, b] {
+        for shift in (0..16).rev() {
+            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+        }
+    }
+    id
 }
 
 /// Upstream response headers the client gets: the content type and the provider's own
@@ -84,9 +93,34 @@ pub fn tag(
     upstream: &str,
     reason: &'static str,
 ) -> Response<Body> {
+    // Names made once, not parsed from text on every response.
+    const TIER: HeaderName = HeaderName::from_static(HEADER_TIER);
+    const UPSTREAM: HeaderName = HeaderName::from_static(HEADER_UPSTREAM);
+    const REASON: HeaderName = HeaderName::from_static(HEADER_REASON);
     let h = resp.headers_mut();
-    h.insert(HEADER_TIER, header_value(tier));
-    h.insert(HEADER_UPSTREAM, header_value(upstream));
-    h.insert(HEADER_REASON, HeaderValue::from_static(reason));
+    h.insert(TIER, header_value(tier));
+    h.insert(UPSTREAM, header_value(upstream));
+    h.insert(REASON, HeaderValue::from_static(reason));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_clients_when_plain_else_32_new_hex_digits() {
+        let mut h = HeaderMap::new();
+        let a = request_id(&h);
+        let b = request_id(&h);
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{id}");
+        }
+        assert_ne!(a, b);
+        h.insert("x-request-id", HeaderValue::from_static("trace-1_A"));
+        assert_eq!(request_id(&h), "trace-1_A");
+        h.insert("x-request-id", HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&h).len(), 32);
+    }
 }

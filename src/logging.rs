@@ -35,7 +35,7 @@ pub fn init(format: &str) -> Guard {
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
-        builder.init();
+        builder.fmt_fields(crate::logfields::FastFields).init();
     }
     guard
 }

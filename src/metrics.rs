@@ -64,6 +64,15 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// upstream, outcome (up | down)
     pub health_checks: IntCounterVec,
+    /// Governance: the team label comes from the policy (its teams and its keys' teams) or
+    /// is `none` for requests without a key; never a key or a key's name.
+    pub team: crate::govern::metrics::TeamMetrics,
+    /// rule, action (local | block)
+    pub secrets: IntCounterVec,
+    /// 1 while the state store (Redis, or memory) answers; 0 while failing.
+    pub state_backend_up: IntGauge,
+    /// reason (missing | unknown | admin)
+    pub auth_failures: IntCounterVec,
     /// tier, upstream, check, result (pass | fail)
     pub answer_checks: IntCounterVec,
     /// tier, upstream, rating (up | down)
@@ -72,8 +81,20 @@ pub struct Metrics {
     pub feedback_score: prometheus::CounterVec,
     /// tier, upstream, signal (retry | override): of the answer before
     pub implicit_feedback: IntCounterVec,
+    /// upstream, task: the last scheduled probe's score (0..1)
+    pub probe_score: GaugeVec,
+    /// upstream: spend of the scheduled probe
+    pub probe_cost_usd: prometheus::CounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
+}
+
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    reg(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|e| panic!("metric {name}: {e}")),
+    )
 }
 
 fn reg<T: prometheus::core::Collector + Clone + Sample + 'static>(r: &Registry, m: T) -> T {
@@ -112,7 +133,7 @@ thread_local! {
     static SAMPLERS: std::cell::RefCell<Vec<Box<dyn Fn()>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(crate) fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     reg(
         r,
         IntCounterVec::new(Opts::new(name, help), labels)
@@ -120,7 +141,7 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     )
 }
 
-fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
+pub(crate) fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
     reg(
         r,
         prometheus::CounterVec::new(Opts::new(name, help), labels)
@@ -323,6 +344,27 @@ impl Metrics {
                 "Active health checks by outcome.",
                 &["upstream", "outcome"],
             ),
+            team: crate::govern::metrics::TeamMetrics::new(&r),
+            secrets: counter(
+                &r,
+                "tiergate_secrets_total",
+                "Requests found carrying a secret, by rule and action (local | block).",
+                &["rule", "action"],
+            ),
+            state_backend_up: reg(
+                &r,
+                IntGauge::new(
+                    "tiergate_state_backend_up",
+                    "1 while the state store for limits and budgets answers, 0 while it fails.",
+                )
+                .expect("valid metric"),
+            ),
+            auth_failures: counter(
+                &r,
+                "tiergate_auth_failures_total",
+                "Requests refused for their key (missing | unknown | admin).",
+                &["reason"],
+            ),
             answer_checks: counter(
                 &r,
                 "tiergate_answer_checks_total",
@@ -347,6 +389,23 @@ impl Metrics {
                 "Answers followed by the same conversation asked again (retry) or sent to the frontier by hand (override).",
                 &["tier", "upstream", "signal"],
             ),
+            probe_score: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "tiergate_probe_score",
+                        "Score (0..1) of the last scheduled probe of each upstream on each task.",
+                    ),
+                    &["upstream", "task"],
+                )
+                .expect("valid metric"),
+            ),
+            probe_cost_usd: fcounter(
+                &r,
+                "tiergate_probe_cost_usd_total",
+                "Spend in US dollars of the scheduled probe.",
+                &["upstream"],
+            ),
             hedges: counter(
                 &r,
                 "tiergate_hedges_total",
@@ -358,10 +417,39 @@ impl Metrics {
         }
     }
 
+    /// The handles governance updates itself.
+    pub fn governance(&self) -> crate::govern::GovMetrics {
+        crate::govern::GovMetrics {
+            budget_used: self.team.budget_used_usd.clone(),
+            budget_left: self.team.budget_left_usd.clone(),
+            denied: self.team.denied.clone(),
+        }
+    }
+
     /// Creates, at zero, the series of the policy's tiers and upstreams that the dashboard
     /// and the alerts query, so that they see zeros (not "no data") before the first request
     /// and after a reload. Series of removed tiers and upstreams keep their last values.
+    /// Zero series of the quality families for a tier and upstream: a pass rate with no
+    /// failure yet, and no feedback yet, are figures too.
+    fn preset_quality(&self, tier: &str, upstream: &str) {
+        for c in crate::quality::checks::Check::ALL {
+            for r in ["pass", "fail"] {
+                self.answer_checks
+                    .with_label_values(&[tier, upstream, c.name(), r]);
+            }
+        }
+        for r in ["up", "down"] {
+            self.feedback.with_label_values(&[tier, upstream, r]);
+        }
+        self.feedback_score.with_label_values(&[tier, upstream]);
+        for s in ["retry", "override"] {
+            self.implicit_feedback
+                .with_label_values(&[tier, upstream, s]);
+        }
+    }
+
     pub fn preset(&self, policy: &crate::config::Policy) {
+        crate::govern::metrics::preset(self, policy);
         const FAILURES: &[&str] = &[
             "connect",
             "timeout",
@@ -394,6 +482,13 @@ impl Metrics {
             for (i, &up) in tier.upstreams.iter().enumerate() {
                 let u = policy.upstreams[up].name.as_str();
                 self.preset_route(name, u);
+                self.preset_quality(name, u);
+                if let Some(&next) = tier.upstreams.get(i + 1) {
+                    let to = policy.upstreams[next].name.as_str();
+                    for c in crate::quality::checks::Check::ALL {
+                        self.escalations.with_label_values(&[u, to, c.name()]);
+                    }
+                }
                 if let Some(&next) = tier.upstreams.get(i + 1) {
                     let to = policy.upstreams[next].name.as_str();
                     for f in FAILURES {

@@ -18,9 +18,13 @@ pub fn reload(app: &App, path: Option<&Path>) -> Result<(), String> {
     for w in rt.policy.warnings() {
         tracing::warn!("{w}");
     }
+    if let Err(e) = app.governor.reconfigure(&rt.policy.governance.state) {
+        tracing::error!("state store not changed: {e}");
+    }
     app.metrics.preset(&rt.policy);
     app.runtime.store(Arc::new(rt));
     app.publish_upstream_state();
+    app.refresh_budgets();
     Ok(())
 }
 
@@ -70,11 +74,16 @@ fn inode(_: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
-/// The policy file, then the files the running policy names (upstream CA bundles, often
-/// mounted from a Secret): a change in any of them reloads.
+/// The policy file, then the files the running policy names (upstream CA bundles and the
+/// keys file, often mounted from a Secret): a change in any of them reloads.
 fn stamps(app: &App, path: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
     let rt = app.runtime.load();
-    let named = rt.policy.upstreams.iter().filter_map(|u| u.ca_file.clone());
+    let named = rt
+        .policy
+        .upstreams
+        .iter()
+        .filter_map(|u| u.ca_file.clone())
+        .chain(rt.policy.governance.keys_file.clone());
     std::iter::once(path.to_path_buf())
         .chain(named)
         .map(|p| {

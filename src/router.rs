@@ -12,7 +12,7 @@ use crate::error::GatewayError;
 use crate::http::{Body, HEADER_REQUEST_ID, header_value, request_id};
 use crate::protocol::Format;
 use crate::status::{self, Page};
-use crate::{proxy, ui};
+use crate::{govern, proxy, ui};
 
 /// What answers a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum Endpoint {
     Proxy(Format),
     /// One of the gateway's own pages.
     Status(Page),
+    /// `POST /v1/feedback`.
+    Feedback,
 }
 
 impl Endpoint {
@@ -98,6 +100,11 @@ pub const ROUTES: &[Route] = &[
         endpoint: Endpoint::Status(Page::Stats),
     },
     Route {
+        paths: &["/v1/feedback", "/feedback"],
+        allow: "POST",
+        endpoint: Endpoint::Feedback,
+    },
+    Route {
         paths: &["/api/hello"],
         allow: "GET, HEAD",
         endpoint: Endpoint::Status(Page::Hello),
@@ -131,12 +138,45 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, (GatewayError, For
     }
 }
 
+/// Whether a request may read one of the gateway's own pages: `/v1/models` like the model
+/// endpoints (a client key when keys are configured), the rest as `auth.access` says.
+fn page_access(app: &App, page: Page, headers: &http::HeaderMap) -> Result<(), govern::Denied> {
+    let rt = app.runtime.load();
+    let gov = &rt.policy.governance;
+    let access = match page {
+        Page::Models => {
+            return govern::authenticate(gov, headers)
+                .map(|_| ())
+                .inspect_err(|d| app.metrics.auth_failures.with_label_values(&[d.label()]).inc());
+        }
+        Page::Health | Page::Ready => gov.access.health,
+        Page::Metrics => gov.access.metrics,
+        Page::Live | Page::Stats => gov.access.live,
+        Page::Hello => return Ok(()),
+    };
+    govern::auth::may_read(gov, access, headers)
+        .inspect_err(|d| app.metrics.auth_failures.with_label_values(&[d.label()]).inc())
+}
+
 /// Every request enters here.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let request_id = request_id(req.headers());
     let mut resp = match route(req.method(), req.uri().path()) {
         Ok(Endpoint::Proxy(format)) => proxy::serve(&app, req, format, &request_id).await,
-        Ok(Endpoint::Status(page)) => status::serve(&app, page),
+        Ok(Endpoint::Status(page)) => match page_access(&app, page, req.headers()) {
+            Ok(()) => status::serve(&app, page),
+            Err(denied) => {
+                tracing::debug!(request_id = %request_id, code = denied.code(), "rejected: {denied}");
+                GatewayError::Denied(denied).response(Format::Chat)
+            }
+        },
+        Ok(Endpoint::Feedback) => match govern::authenticate(&app.runtime.load().policy.governance, req.headers()) {
+            Ok(_) => proxy::quality::feedback(&app, req).await,
+            Err(denied) => {
+                app.metrics.auth_failures.with_label_values(&[denied.label()]).inc();
+                GatewayError::Denied(denied).response(Format::Chat)
+            }
+        },
         Err((e, format)) => {
             if matches!(e, GatewayError::MethodNotAllowed { .. }) {
                 tracing::debug!(request_id = %request_id, code = e.code(), "rejected: {e}");
@@ -144,8 +184,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             e.response(format)
         }
     };
-    resp.headers_mut()
-        .insert(HEADER_REQUEST_ID, header_value(&request_id));
+    const ID: http::HeaderName = http::HeaderName::from_static(HEADER_REQUEST_ID);
+    resp.headers_mut().insert(ID, header_value(&request_id));
     resp
 }
 

@@ -1,5 +1,6 @@
-//! The listener: HTTP/1.1 and HTTP/2 (h2c) on one port, TCP_NODELAY on every accepted
-//! socket, graceful drain with a deadline.
+//! The listener: HTTP/1.1 and HTTP/2 (h2c, or h2 by ALPN over TLS) on one port,
+//! TCP_NODELAY on every accepted socket, graceful drain with a deadline. With TLS the
+//! handshake runs in the connection's own task, within `header_read_timeout`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,12 +14,24 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::tls::Tls;
 
-/// Serves until `shutdown` resolves, then stops accepting, turns unready and lets the
-/// connections in flight finish for at most `drain`.
+/// Serves plain HTTP until `shutdown` resolves, then stops accepting, turns unready and
+/// lets the connections in flight finish for at most `drain`.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    serve_tls(app, listener, None, shutdown, drain).await;
+}
+
+/// `serve`, terminating TLS when `tls` is given.
+pub async fn serve_tls(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
@@ -59,10 +72,26 @@ pub async fn serve(
             let app = app.clone();
             async move { Ok::<_, Infallible>(crate::router::handle(app, req).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let Some(tls) = &tls else {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("connection ended with an error: {e}");
+                }
+            });
+            continue;
+        };
+        let (acceptor, builder, watcher) = (tls.acceptor.clone(), builder.clone(), graceful.watcher());
+        let handshake_within = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream = match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
+                Err(_) => return tracing::debug!("TLS handshake not done within {handshake_within:?}"),
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!("connection ended with an error: {e}");
             }
         });

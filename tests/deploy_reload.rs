@@ -207,6 +207,9 @@ async fn a_configmap_data_swap_is_served_though_length_and_mtime_stay() {
         common::json(&body)["tiers"]["primitive"],
         serde_json::json!(["b"])
     );
+    // The log is written in batches: wait for the line, then make sure no second one follows.
+    gw.wait_log("policy reloaded", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(gw.log_count("policy reloaded"), 1, "one swap, one reload");
 }
 

@@ -103,12 +103,24 @@ fn samples(text: &str) -> Samples {
     out
 }
 
+/// Families that exist only where the policy turns their feature on: a probe score of 0
+/// for a policy without `probe:` would be a false figure, not a zero, and so would a budget
+/// used or left for a policy whose teams have no budget.
+const ONLY_WHEN_CONFIGURED: &[&str] = &[
+    "tiergate_probe_score",
+    "tiergate_team_budget_left_usd",
+    "tiergate_team_budget_used_usd",
+];
+
 /// What is missing: each queried family needs samples, and for its `tier` and `upstream`
 /// labels one for every tier and upstream named.
 fn missing(text: &str, tiers: &[&str], upstreams: &[&str]) -> Vec<String> {
     let got = samples(text);
     let mut out = Vec::new();
     for family in queried_families() {
+        if ONLY_WHEN_CONFIGURED.contains(&family.as_str()) {
+            continue;
+        }
         let Some(s) = got.get(&family).filter(|s| !s.is_empty()) else {
             out.push(format!("{family}: no sample"));
             continue;

@@ -190,6 +190,7 @@ fn substitute(expr: &str) -> String {
         .replace("$__range", "5m")
         .replace("$tier", ".*")
         .replace("$upstream", ".*")
+        .replace("$team", ".*")
 }
 
 /// `lhs op rhs` -> `(lhs) op bool rhs`: data whenever the alert's signal has data.
@@ -207,7 +208,7 @@ fn signal_of(expr: &str) -> Option<String> {
 
 fn policy(up: &[String]) -> String {
     format!(
-        "upstreams:\n{}  - name: spare\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    key_required: false\n    enabled: false\n    model: m\ntiers:\n  - name: primitive\n    upstreams: [local, openai]\n  - name: architecture\n    upstreams: [frontier, openai]\n  - name: flaky\n    upstreams: [shaky, openai]\n  - name: broken\n    upstreams: [down, spare]\nreference_upstream: frontier\n",
+        "upstreams:\n{}  - name: spare\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    key_required: false\n    enabled: false\n    model: m\ntiers:\n  - name: primitive\n    upstreams: [local, openai]\n  - name: architecture\n    upstreams: [frontier, openai]\n  - name: flaky\n    upstreams: [shaky, openai]\n  - name: broken\n    upstreams: [down, spare]\nreference_upstream: frontier\nteams: [{{ name: platform, budget_usd: 100 }}]\nprobe: {{ interval: 1h, upstreams: [local], max_tokens: 16 }}\n",
         up.concat()
     )
 }
@@ -228,8 +229,13 @@ async fn drive_traffic(gw: &Gateway) {
             while s.next_data().await.is_some() {}
         } else {
             body["stream"] = json!(false);
-            let (status, _, _) = common::post(&url, body.to_string(), &[]).await;
+            let (status, headers, _) = common::post(&url, body.to_string(), &[]).await;
             assert_eq!(status, 200, "{model}");
+            // Feedback on the answer, as an IDE's thumbs up would send it.
+            let id = headers["x-tiergate-request-id"].to_str().unwrap();
+            let rating = json!({"request_id": id, "rating": "up"}).to_string();
+            let (status, _, _) = common::post(&gw.url("/v1/feedback"), rating, &[]).await;
+            assert_eq!(status, 204);
         }
     }
     let (status, _, _) = common::post(&url, chat_body("flaky", "hi", false).to_string(), &[]).await;

@@ -1,9 +1,11 @@
-//! The command line: `serve`, `check`, `classify`, `eval`, `demo`, `probe` (and the hidden `train`).
+//! The command line: `serve`, `check`, `classify`, `eval`, `keys`, `demo`, `probe` (and the
+//! hidden `train`).
 
 mod check;
 mod classify;
 mod demo;
 mod eval;
+mod keys;
 mod probe;
 mod serve;
 mod train;
@@ -68,6 +70,9 @@ enum Command {
         #[arg(long)]
         shipped: bool,
     },
+    /// Client keys: `keys new` makes one.
+    #[command(subcommand)]
+    Keys(keys::Command),
     /// Send the embedded suite of single-file coding tasks to each enabled upstream and
     /// score the answers (checks, and running them where this machine can).
     Probe(probe::Args),
@@ -109,6 +114,7 @@ pub fn main() -> ExitCode {
             shipped,
         ),
         Command::Demo(args) => demo::run(args),
+        Command::Keys(cmd) => keys::run(cmd),
         Command::Probe(args) => probe::run(args),
         Command::Train { data, out } => train::run(&data, &out),
     }

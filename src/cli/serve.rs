@@ -67,7 +67,20 @@ async fn serve(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(policy = %runtime.policy.source, "tiergate listening on http://{addr}");
+    let tls = match &runtime.policy.server.tls {
+        Some(cfg) => Some(Arc::new(crate::tls::Tls::new(cfg)?)),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(policy = %runtime.policy.source, "tiergate listening on {scheme}://{addr}");
+    if runtime.policy.governance.is_open() {
+        let open = "no client keys are configured (auth.keys_file, TIERGATE_KEYS_FILE): anyone who reaches this port may use every upstream";
+        if addr.ip().is_loopback() {
+            tracing::info!("{open}");
+        } else {
+            tracing::warn!("{open}");
+        }
+    }
     let app = App::new(runtime);
     spawn_reload_on_sighup(app.clone(), args.policy.clone());
     if let Some(path) = &args.policy
@@ -75,7 +88,10 @@ async fn serve(args: Args) -> Result<(), String> {
     {
         crate::reload::watch(&app, path.clone(), args.watch);
     }
-    crate::server::serve(app, listener, shutdown_signal(), args.drain).await;
+    if let Some(tls) = &tls {
+        tls.watch();
+    }
+    crate::server::serve_tls(app, listener, tls, shutdown_signal(), args.drain).await;
     Ok(())
 }
 

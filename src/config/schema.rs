@@ -30,6 +30,21 @@ pub struct PolicyFile {
     pub model_aliases: BTreeMap<String, String>,
     #[serde(default)]
     pub retry_budget: RetryBudgetConfig,
+    /// Client keys and who may read the gateway's own surfaces.
+    #[serde(default)]
+    pub auth: crate::govern::config::AuthConfig,
+    /// Teams: their budgets and what happens when one runs out.
+    #[serde(default)]
+    pub teams: Vec<crate::govern::config::TeamConfig>,
+    /// How a request's cost is reserved against budgets.
+    #[serde(default)]
+    pub budgets: crate::govern::limits::ReserveConfig,
+    /// Where counters live: Redis, shared by replicas, or memory.
+    #[serde(default)]
+    pub state: crate::govern::state::StateConfig,
+    /// Secrets in requests: keep them local, or refuse them.
+    #[serde(default)]
+    pub secrets: crate::secrets::SecretsConfig,
     /// The probe suite run by `serve` on a schedule (off when absent).
     #[serde(default)]
     pub probe: Option<ProbeConfig>,
@@ -43,6 +58,26 @@ pub struct ServerConfig {
     /// Show the start of each task on the live page (`/`); off: tiers, scores and numbers only.
     pub ui_show_prompts: bool,
     pub limits: ClientLimits,
+    /// TLS termination (plain HTTP when absent).
+    pub tls: Option<TlsConfig>,
+}
+
+/// Certificate and key files (PEM), reloaded when they change; a CA file makes client
+/// certificates required (mTLS).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// How often the files are checked for changes.
+    #[serde(default = "tls_watch", with = "humantime_serde")]
+    pub watch: Duration,
+}
+
+fn tls_watch() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl Default for ServerConfig {
@@ -52,6 +87,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             ui_show_prompts: false,
             limits: ClientLimits::default(),
+            tls: None,
         }
     }
 }
@@ -119,6 +155,10 @@ pub struct UpstreamConfig {
     /// Active health checks (off when absent).
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    /// Runs where the data may go: requests carrying a secret, and every request of a key
+    /// with `local_only`, are answered by local upstreams only.
+    #[serde(default)]
+    pub local: bool,
 }
 
 fn default_queue() -> usize {

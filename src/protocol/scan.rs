@@ -80,28 +80,32 @@ pub fn string_values<'a>(
     json: &'a [u8],
     key: &'a Key,
 ) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
-    key.finder().find_iter(json).filter_map(move |at| {
-        let mut i = at + key.len();
-        let skip_ws = |i: &mut usize| {
-            while json.get(*i).is_some_and(u8::is_ascii_whitespace) {
-                *i += 1;
-            }
-        };
-        skip_ws(&mut i);
-        (json.get(i) == Some(&b':')).then_some(())?;
-        i += 1;
-        skip_ws(&mut i);
-        (json.get(i) == Some(&b'"')).then_some(())?;
-        let start = i + 1;
-        let mut j = start;
-        loop {
-            j += memchr::memchr2(b'"', b'\\', &json[j..])?;
-            if json[j] == b'"' {
-                return Some(start..j);
-            }
-            j += 2;
+    key.finder()
+        .find_iter(json)
+        .filter_map(move |at| string_after(json, at + key.len()))
+}
+
+/// The string value after a key that ends at `i`: the bytes between its quotes.
+fn string_after(json: &[u8], mut i: usize) -> Option<std::ops::Range<usize>> {
+    let skip_ws = |i: &mut usize| {
+        while json.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
         }
-    })
+    };
+    skip_ws(&mut i);
+    (json.get(i) == Some(&b':')).then_some(())?;
+    i += 1;
+    skip_ws(&mut i);
+    (json.get(i) == Some(&b'"')).then_some(())?;
+    let start = i + 1;
+    let mut j = start;
+    loop {
+        j += memchr::memchr2(b'"', b'\\', json.get(j..)?)?;
+        if json[j] == b'"' {
+            return Some(start..j);
+        }
+        j += 2;
+    }
 }
 
 /// Bytes of generated text in a chat or completions chunk: its content, reasoning, legacy
@@ -145,6 +149,14 @@ mod tests {
             output_text_len(br#"{"choices":[{"delta":{"content":null}}]}"#),
             0
         );
+    }
+
+    #[test]
+    fn a_string_cut_after_a_backslash_is_no_string() {
+        for cut in [&br#"{"content":"ab\"#[..], br#"{"content":"\"#, br#"{"content":""#] {
+            assert_eq!(output_text_len(cut), 0);
+        }
+        assert_eq!(output_text_len(br#"{"content":"a\"b"}"#), 4);
     }
 
     #[test]

@@ -18,9 +18,11 @@
 
 mod deadline;
 mod forward;
+mod guard;
 mod local;
 mod parse;
 mod plan;
+pub mod quality;
 pub mod record;
 mod respond;
 mod stream;
@@ -81,19 +83,41 @@ async fn lifecycle(
     let (app, rt, format) = (&origin.app, &origin.rt, origin.format);
     let request_id = origin.request_id.as_str();
 
-    // 2. Read and parse.
+    // 1. Client key and its rates (`guard`).
+    let caller = guard::admit(origin, req.headers()).await?;
+    progress.caller = caller.clone();
+
+    // 2. Read and parse; a secret pins the request to local upstreams (or refuses it).
     let client = ClientHeaders::of(format, req.headers());
     let body = read_body(req.into_body(), &rt.policy.server).await?;
+    let pin = guard::scan(origin, &caller, &body)?;
     let parsed = Parsed::parse(format, &body)?;
 
-    // 3. Decide.
+    // 3. Decide, within what the key may use and where the data may go.
     let (target, reason) = decide::target(&rt.policy, &parsed.model, client.tier.as_deref())?;
-    let decision = decide::decide(&rt.policy, target, reason, || parsed.conversation())?;
-    let tier_name = progress.routed(origin, &decision);
+    let mut decision = decide::decide(&rt.policy, target, reason, || parsed.conversation())?;
+    guard::restrict(origin, &caller, pin.as_ref(), &mut decision)?;
 
-    // 4. Plan.
-    let plan = Plan::new(rt, &decision, format, &body)?;
-    let sent = plan.sent();
+    // 4. Plan, and reserve the budget (an exhausted one may downgrade the plan).
+    let mut plan = Plan::new(rt, &decision, format, &body)?;
+    guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
+    let reservation = match guard::reserve(origin, &caller, &plan.sent(), parsed.prompt_bytes()).await? {
+        guard::Budget::Go(r) => r,
+        guard::Budget::Downgrade => {
+            guard::downgrade(origin, &mut decision);
+            plan = Plan::new(rt, &decision, format, &body)?;
+            guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
+            guard::free_only(origin, &mut plan)?;
+            None
+        }
+    };
+    let settle = guard::Settle {
+        caller,
+        reservation,
+    };
+    let tier_name = progress.routed(origin, &decision);
+    let mut sent = plan.sent();
+    quality::probe_floor(app, rt, decision.tier, &mut sent);
     if format == Format::CountTokens && sent.is_empty() {
         return estimate_tokens(origin, progress, &decision, &body);
     }
@@ -118,9 +142,17 @@ async fn lifecycle(
                 request_id,
                 "count_tokens: no upstream counted ({e}); estimating"
             );
+            settle.finish(app, rt, 0, 0.0, 0);
             return estimate_tokens(origin, progress, &decision, &body);
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            // Nothing was spent: the reservation goes back.
+            settle.finish(app, rt, 0, 0.0, 0);
+            return Err(match &pin {
+                Some(pin) => pin.unanswered(&e),
+                None => e,
+            });
+        }
     };
     let way = provider::way(format, &rt.policy.upstreams[fwd.upstream]);
     let chat_request = match (way, format) {
@@ -130,16 +162,38 @@ async fn lifecycle(
     };
     let chat_shaped = way == Way::ViaChat
         || (way == Way::Native && matches!(format, Format::Chat | Format::Completions));
-    let mut fwd = if chat_shaped {
+    let fwd = if chat_shaped {
         let route = local::Route {
             tier: decision.tier,
             order: &sent,
             request_id,
         };
-        local::settle(app, rt, route, chat_request, fwd, &prepare).await?
+        match local::settle(app, rt, route, chat_request, fwd, &prepare).await {
+            Ok(fwd) => fwd,
+            Err(e) => {
+                settle.finish(app, rt, 0, 0.0, 0);
+                return Err(match &pin {
+                    Some(pin) => pin.unanswered(&e),
+                    None => e,
+                });
+            }
+        }
     } else {
         fwd
     };
+    // 5b. Escalate a whole answer that fails the tier's `escalate_on` checks.
+    let asked = Arc::new(quality::Asked::of(&parsed, chat_request));
+    let (mut fwd, escalated) = if chat_shaped && !stream {
+        let route = quality::Route {
+            tier: decision.tier,
+            order: &sent,
+            request_id,
+        };
+        quality::escalate(app, rt, route, &asked, fwd, &prepare).await?
+    } else {
+        (fwd, None)
+    };
+    let answered = fwd.upstream;
 
     // 6. Meter.
     let up = &rt.policy.upstreams[fwd.upstream];
@@ -165,6 +219,8 @@ async fn lifecycle(
         in_flight: progress.in_flight.take(),
         bills: adapter.bills,
         note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
+        settle: Some(settle),
+        checks: chat_shaped.then(|| asked.clone()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
     progress.recorded = true;
@@ -176,7 +232,12 @@ async fn lifecycle(
         Way::Native | Way::Estimate | Way::Unserved => format,
     };
     let resp = respond::respond(fwd, up, tier_name, ledger, adapter, answered_in).await?;
-    Ok(tag(resp, tier_name, &up.name, decision.reason))
+    quality::served(app, rt, request_id, &decision, answered, &asked);
+    let mut resp = tag(resp, tier_name, &up.name, decision.reason);
+    if let Some(from) = &escalated {
+        quality::mark_escalated(&mut resp, from);
+    }
+    Ok(resp)
 }
 
 /// One attempt's request to `up` as the plan serves it.
@@ -207,7 +268,7 @@ fn estimate_tokens(
     let req: MessagesRequest =
         serde_json::from_slice(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let n = count_tokens::estimate(&req);
-    origin.answered_here(decision.tier, 200, "estimate");
+    origin.answered_here(decision.tier, 200, "estimate", progress.caller.team());
     progress.recorded = true;
     let mut resp = json(
         StatusCode::OK,

@@ -11,6 +11,8 @@ use crate::app::App;
 use crate::clients;
 use crate::config::Price;
 use crate::error::{ErrorReply, GatewayError};
+use crate::govern::auth::NO_TEAM;
+use crate::govern::metrics::TeamObservation;
 use crate::metrics::{InFlight, NONE, status_class};
 use crate::protocol::Format;
 use crate::protocol::openai::Usage;
@@ -63,6 +65,10 @@ pub struct Ledger {
     pub bills: bool,
     /// Score and reasons of the decision, for the live page's recent decisions.
     pub note: Note,
+    /// The caller and its budget reservation, settled with the real cost at the end.
+    pub settle: Option<super::guard::Settle>,
+    /// Set for chat-shaped answers: the answer checks run on them once complete.
+    pub checks: Option<Arc<super::quality::Asked>>,
 }
 
 /// About four bytes per token for code and English (JSON framing of messages included):
@@ -137,6 +143,20 @@ impl Ledger {
                 self.client,
             ])
             .inc();
+        let avoided = match p.reference_upstream {
+            Some(r) if source != "none" => (cost_usd(&p.upstreams[r].price, &usage) - cost).max(0.0),
+            _ => 0.0,
+        };
+        let team = self.settle.as_ref().map_or(NO_TEAM, |s| s.caller.team());
+        m.team.observe(&TeamObservation {
+            team,
+            tier,
+            status,
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+            cost_usd: cost,
+            avoided_cost_usd: avoided,
+        });
         m.duration
             .with_label_values(&[tier, &up.name, if self.stream { "true" } else { "false" }])
             .observe(elapsed.as_secs_f64());
@@ -166,6 +186,10 @@ impl Ledger {
             ttft_ms = ttft.map(|t| t.as_secs_f64() * 1e3),
             overhead_ms = self.overhead.as_secs_f64() * 1e3,
         );
+        if let Some(settle) = self.settle {
+            let tokens = usage.prompt_tokens + usage.completion_tokens;
+            settle.finish(&self.app, &self.rt, self.upstream, cost, tokens);
+        }
         self.app.recent.push(Entry {
             at_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -221,6 +245,8 @@ pub struct Progress {
     pub tier: Option<usize>,
     /// Set once a ledger recorded the request.
     pub recorded: bool,
+    /// Who is calling, once the key is checked (the `team` of what is recorded).
+    pub caller: crate::govern::Caller,
 }
 
 impl Progress {
@@ -243,6 +269,7 @@ impl Progress {
             in_flight: Some(InFlight::new(app.metrics.in_flight.clone())),
             tier: None,
             recorded: false,
+            caller: crate::govern::Caller::default(),
         }
     }
 }
@@ -282,7 +309,7 @@ impl Origin {
     ) -> Result<T, ErrorReply> {
         result.map_err(|error| {
             if !progress.recorded {
-                self.rejected(progress.tier, &error);
+                self.rejected(progress.tier, &error, progress.caller.team());
             }
             let tier = progress.tier.map(|t| self.rt.policy.tiers[t].name.clone());
             ErrorReply { error, tier }
@@ -291,15 +318,15 @@ impl Origin {
 
     /// Records a request tiergate answered itself, on purpose, without an upstream (a token
     /// count estimated): counted under upstream `none`, with an access-log line.
-    pub fn answered_here(&self, tier: usize, status: u16, what: &'static str) {
-        self.unforwarded(Some(tier), status, None, Some(what));
+    pub fn answered_here(&self, tier: usize, status: u16, what: &'static str, team: &str) {
+        self.unforwarded(Some(tier), status, None, Some(what), team);
     }
 
     /// Records a request that got an error from the gateway itself (bad input, no upstream,
     /// every upstream failed): counted under upstream `none`, and under tier `none` when it
     /// failed before a tier was decided.
-    fn rejected(&self, tier: Option<usize>, error: &GatewayError) {
-        self.unforwarded(tier, error.status().as_u16(), Some(error.code()), None);
+    fn rejected(&self, tier: Option<usize>, error: &GatewayError, team: &str) {
+        self.unforwarded(tier, error.status().as_u16(), Some(error.code()), None, team);
     }
 
     /// Counts and logs a request no upstream answered: the error's code, or what tiergate
@@ -310,8 +337,18 @@ impl Origin {
         status: u16,
         error: Option<&str>,
         answered: Option<&str>,
+        team: &str,
     ) {
         let tier = tier.map_or(NONE, |t| self.rt.policy.tiers[t].name.as_str());
+        self.app.metrics.team.observe(&TeamObservation {
+            team,
+            tier,
+            status,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            avoided_cost_usd: 0.0,
+        });
         self.app
             .metrics
             .requests
@@ -355,6 +392,8 @@ impl Ledger {
             upstream_in_flight: fwd.in_flight.take(),
             bills: true,
             note: Note::default(),
+            settle: None,
+            checks: None,
         }
     }
 }

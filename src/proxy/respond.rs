@@ -19,6 +19,7 @@ use crate::http::{Body, full, is_sse, passes_through};
 use crate::protocol::Format;
 use crate::protocol::scan::body_text_len;
 use crate::provider::{Adapter, StreamWay};
+use crate::quality::checks::Answer;
 
 /// Reads a whole upstream body within what is left of its total timeout.
 pub async fn collect(
@@ -95,13 +96,23 @@ pub async fn respond(
         }
     };
     drop(fwd.permit);
+    if let Some(asked) = ledger.checks.take()
+        && status.is_success()
+        && matches!(upstream, Format::Chat | Format::Completions)
+    {
+        let answer = bytes.clone();
+        super::quality::check_later(&ledger.app, tier, &up.name, asked, move || {
+            Answer::from_chat_json(&answer)
+        });
+    }
     let done = Instant::now();
-    let text = body_text_len(upstream, &bytes);
+    // The text is measured only for an estimate: when the upstream reports no usage.
+    let raw = bytes.clone();
     let (out, usage) = if status.is_success() {
         match (adapter.whole)(bytes) {
             Ok(r) => r,
             Err(e) => {
-                ledger.finish(None, text, None, End::Broken);
+                ledger.finish(None, body_text_len(upstream, &raw), None, End::Broken);
                 return Err(GatewayError::UpstreamFailed {
                     tier: tier.to_string(),
                     detail: format!("{} sent a response tiergate cannot read: {e}", up.name),
@@ -126,6 +137,12 @@ pub async fn respond(
     if !adapter.native {
         resp = resp.header(header::CONTENT_TYPE, "application/json");
     }
+    let text = if usage.is_none() {
+        body_text_len(upstream, &raw)
+    } else {
+        0
+    };
+    drop(raw);
     ledger.overhead += done.elapsed();
     ledger.finish(usage, text, None, End::Complete);
     resp.body(full(out))

@@ -4,3 +4,4 @@
 pub mod checks;
 pub mod feedback;
 pub mod probe;
+pub mod schedule;

@@ -1,0 +1,251 @@
+//! The quality steps of the lifecycle: what the answer checks need of the request (`Asked`),
+//! escalation of a whole answer that fails a tier's `escalate_on` checks to the route's next
+//! upstream, the checks on every chat-shaped answer off the hot path (`check_later`), and
+//! who answered, for feedback and for the retry and override signals (`served`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, header};
+
+/// Marks a response as escalated from `from`.
+pub fn mark_escalated(resp: &mut Response<crate::http::Body>, from: &str) {
+    if let Ok(v) = HeaderValue::from_str(from) {
+        resp.headers_mut().insert(HEADER_ESCALATED, v);
+    }
+}
+
+use super::forward::{self, Forwarded};
+use super::parse::Parsed;
+use crate::app::App;
+use crate::config::Upstream;
+use crate::error::GatewayError;
+use crate::http::{full, is_sse};
+use crate::local::ToolOffer;
+use crate::protocol::openai::Usage;
+use crate::quality::checks::{self, Answer, Check};
+use crate::quality::feedback::{Served, conversation_key};
+use crate::routing::{Decision, task};
+use crate::upstream::{Runtime, UpstreamRuntime};
+
+/// The header of an answer that replaced one that failed a check: the failed upstream.
+pub const HEADER_ESCALATED: &str = "x-tiergate-escalated";
+
+/// What the checks need of the request, taken once.
+#[derive(Debug, Default)]
+pub struct Asked {
+    pub task: String,
+    pub offer: Option<ToolOffer>,
+    /// `feedback::conversation_key` of the conversation.
+    pub conversation: Option<u64>,
+}
+
+impl Asked {
+    pub fn of(parsed: &Parsed<'_>, chat_request: Option<&Bytes>) -> Asked {
+        let conv = parsed.conversation().ok();
+        Asked {
+            task: conv
+                .as_ref()
+                .map(|c| task::extract(c).text.into_owned())
+                .unwrap_or_default(),
+            offer: chat_request.and_then(|b| ToolOffer::from_request(b)),
+            conversation: conv.as_ref().map(conversation_key),
+        }
+    }
+
+    fn checks(&self) -> checks::Asked<'_> {
+        checks::Asked {
+            task: &self.task,
+            tools: self.offer.as_ref(),
+        }
+    }
+}
+
+/// Runs the checks on an answer on a blocking thread and counts them: never on the path of
+/// a byte to the client.
+pub fn check_later(
+    app: &Arc<App>,
+    tier: &str,
+    upstream: &str,
+    asked: Arc<Asked>,
+    answer: impl FnOnce() -> Option<Answer> + Send + 'static,
+) {
+    let (app, tier, upstream) = (app.clone(), tier.to_string(), upstream.to_string());
+    // Outside a runtime (unit tests of the meters) there is nothing to spawn on.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        if let Some(a) = answer() {
+            checks::run(&asked.checks(), &a).count(&app.metrics, &tier, &upstream);
+        }
+    });
+}
+
+/// Whether the local tier answered: the primitive tier's first upstream.
+fn is_local(rt: &Runtime, upstream: usize) -> bool {
+    let p = &rt.policy;
+    p.tiers[p.primitive_tier].upstreams.first() == Some(&upstream)
+}
+
+/// Notes who answered `request_id` (for `POST /v1/feedback`) and counts the signal this
+/// request gives about the answer before it to the same conversation.
+pub fn served(
+    app: &App,
+    rt: &Runtime,
+    request_id: &str,
+    decision: &Decision,
+    upstream: usize,
+    asked: &Asked,
+) {
+    let p = &rt.policy;
+    let s = Served {
+        tier: p.tiers[decision.tier].name.clone(),
+        upstream: p.upstreams[upstream].name.clone(),
+        local: is_local(rt, upstream),
+        at: Instant::now(),
+    };
+    if let Some(k) = asked.conversation {
+        let explicit = matches!(decision.reason, "header" | "model_tier" | "model_upstream");
+        app.feedback.observe(k, s.clone(), explicit, &app.metrics);
+    }
+    app.feedback.record(request_id, s);
+}
+
+/// The route's upstreams after `upstream`.
+fn rest_of(order: &[usize], upstream: usize) -> Vec<usize> {
+    order
+        .iter()
+        .position(|&u| u == upstream)
+        .map_or_else(Vec::new, |i| order[i + 1..].to_vec())
+}
+
+/// Counts the tokens and cost of an answer that was paid for and then thrown away.
+fn bill_discarded(app: &App, tier: &str, up: &Upstream, body: &[u8]) {
+    let usage = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("usage").cloned())
+        .and_then(|u| serde_json::from_value::<Usage>(u).ok());
+    let Some(u) = usage else { return };
+    let m = &app.metrics;
+    m.input_tokens
+        .with_label_values(&[tier, &up.name, "reported"])
+        .inc_by(u.prompt_tokens);
+    m.output_tokens
+        .with_label_values(&[tier, &up.name, "reported"])
+        .inc_by(u.completion_tokens);
+    m.cost_usd
+        .with_label_values(&[tier, &up.name])
+        .inc_by(super::record::cost_usd(&up.price, &u));
+}
+
+/// Where an escalation may go.
+pub struct Route<'a> {
+    pub tier: usize,
+    pub order: &'a [usize],
+    pub request_id: &'a str,
+}
+
+/// A whole chat answer that fails one of the tier's `escalate_on` checks is asked again of
+/// the route's next upstream; the client gets the next answer when there is one (Some: the
+/// upstream that failed, for `x-tiergate-escalated`), else the first as it was. Both are
+/// paid for: the first is billed here, the second by the ledger.
+pub async fn escalate(
+    app: &Arc<App>,
+    rt: &Runtime,
+    route: Route<'_>,
+    asked: &Asked,
+    fwd: Forwarded,
+    prepare: impl Fn(&Upstream, &UpstreamRuntime) -> forward::Outgoing,
+) -> Result<(Forwarded, Option<String>), GatewayError> {
+    let policy = &rt.policy;
+    let escalate_on: &[Check] = &policy.tiers[route.tier].quality.escalate_on;
+    let rest = rest_of(route.order, fwd.upstream);
+    if escalate_on.is_empty()
+        || rest.is_empty()
+        || !fwd.response.status().is_success()
+        || is_sse(fwd.response.headers())
+    {
+        return Ok((fwd, None));
+    }
+    let up = &policy.upstreams[fwd.upstream];
+    let tier = policy.tiers[route.tier].name.as_str();
+    let (mut parts, body) = fwd.response.into_parts();
+    let bytes = super::respond::collect(body, up, fwd.first_sent, tier).await?;
+    let failed = Answer::from_chat_json(&bytes).and_then(|a| {
+        let report = checks::run(&asked.checks(), &a);
+        report.first_failed_of(escalate_on).map(|c| (c, report))
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let first = Forwarded {
+        response: Response::from_parts(parts, full(bytes.clone())),
+        ..fwd
+    };
+    let Some((check, report)) = failed else {
+        return Ok((first, None));
+    };
+    match forward::forward_to(app, rt, route.tier, &rest, route.request_id, prepare).await {
+        Ok(next) => {
+            let to = &policy.upstreams[next.upstream];
+            report.count(&app.metrics, tier, &up.name);
+            bill_discarded(app, tier, up, &bytes);
+            app.metrics
+                .escalations
+                .with_label_values(&[&up.name, &to.name, check.name()])
+                .inc();
+            tracing::info!(request_id = route.request_id, from = %up.name, to = %to.name, check = check.name(), "answer failed a check; escalated");
+            Ok((next, Some(up.name.clone())))
+        }
+        Err(e) => {
+            tracing::warn!(request_id = route.request_id, from = %up.name, check = check.name(), "answer failed a check; not escalated: {e}");
+            Ok((first, None))
+        }
+    }
+}
+
+/// `POST /v1/feedback`: 204 when counted; 400 for a bad body, 404 for an unknown or expired
+/// request id (OpenAI's error body).
+pub async fn feedback(
+    app: &Arc<App>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Response<crate::http::Body> {
+    let rt = app.runtime.load();
+    let body = match super::parse::read_body(req.into_body(), &rt.policy.server).await {
+        Ok(b) => b,
+        Err(e) => return e.response(crate::protocol::Format::Chat),
+    };
+    match crate::quality::feedback::feedback(&app.feedback, &app.metrics, &body) {
+        Ok(()) => {
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = http::StatusCode::NO_CONTENT;
+            r
+        }
+        Err(e) => {
+            tracing::debug!(code = e.code(), "feedback refused: {e}");
+            e.response(crate::protocol::Format::Chat)
+        }
+    }
+}
+
+/// The policy's probe floor: while the primitive tier's first upstream scores under it, its
+/// requests go to the next upstream first (the local one stays last, so nothing is lost).
+pub fn probe_floor(app: &App, rt: &Runtime, tier: usize, sent: &mut [usize]) {
+    let p = &rt.policy;
+    if tier != p.primitive_tier || sent.len() < 2 {
+        return;
+    }
+    let first = sent[0];
+    if p.tiers[tier].upstreams.first() != Some(&first) || !app.probe_scores.under_floor(p, first) {
+        return;
+    }
+    sent.rotate_left(1);
+    app.metrics
+        .fallbacks
+        .with_label_values(&[
+            &p.upstreams[first].name,
+            &p.upstreams[sent[0]].name,
+            "probe_floor",
+        ])
+        .inc();
+}

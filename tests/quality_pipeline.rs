@@ -1,0 +1,316 @@
+//! Answer quality in the gateway, over real sockets with scripted upstreams: an answer that
+//! fails a tier's `escalate_on` check is asked again of the next upstream and the client
+//! gets the better one; every chat answer is checked (whole, and at the end of a stream);
+//! `POST /v1/feedback` is counted against who answered; a conversation asked again is a retry.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const BROKEN: &str = "Here:\n```python\ndef f(x)\n    return x\n```";
+const GOOD: &str = "Here:\n```python\ndef f(x):\n    return x\n```";
+
+fn policy(local: &str, frontier: &str, escalate: &str) -> String {
+    two_tier_policy(local, frontier)
+        .replace(
+            "price: { input_per_mtok: 0, output_per_mtok: 0 }",
+            "price: { input_per_mtok: 1, output_per_mtok: 2 }",
+        )
+        .replace(
+            "  - name: primitive\n    upstreams: [a, b]",
+            &format!("  - name: primitive\n    upstreams: [a, b]\n{escalate}"),
+        )
+}
+
+fn ask(stream: bool) -> String {
+    json!({"model": "primitive", "stream": stream, "messages": [{"role": "user", "content": "Write a Python identity function f."}]}).to_string()
+}
+
+/// Waits for a metric to reach `want` (the checks run off the request's path).
+async fn eventually(gw: &Gateway, sample: &str, want: f64) {
+    for _ in 0..200 {
+        if metric(&gw.metrics(), sample) == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{sample} never became {want}:\n{}", gw.metrics());
+}
+
+#[tokio::test]
+async fn a_failed_check_escalates_and_the_better_answer_reaches_the_client() {
+    let local =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-a", BROKEN, 100, 1000))).await;
+    let frontier =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 100, 50))).await;
+    let gw = Gateway::start(&policy(
+        &local.base_url(),
+        &frontier.base_url(),
+        "    escalate_on: [syntax, truncated]\n",
+    ))
+    .await;
+    let (status, headers, body) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["choices"][0]["message"]["content"], GOOD);
+    assert_eq!(headers["x-tiergate-escalated"], "a");
+    assert_eq!(headers["x-tiergate-upstream"], "b");
+    assert_eq!((local.requests().len(), frontier.requests().len()), (1, 1));
+    let m = gw.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_escalations_total{from="a",reason="syntax",to="b"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_answer_checks_total{check="syntax",result="fail",tier="primitive",upstream="a"}"#
+        ),
+        Some(1.0)
+    );
+    // Both answers are paid for: the discarded one at a's prices (100 * 1 + 1000 * 2 per M).
+    let cost_a = metric(
+        &m,
+        r#"tiergate_cost_usd_total{tier="primitive",upstream="a"}"#,
+    )
+    .unwrap();
+    assert!((cost_a - 0.0021).abs() < 1e-12, "{cost_a}");
+    assert!(
+        metric(
+            &m,
+            r#"tiergate_cost_usd_total{tier="primitive",upstream="b"}"#
+        )
+        .unwrap()
+            > 0.0
+    );
+    eventually(&gw, r#"tiergate_answer_checks_total{check="syntax",result="pass",tier="primitive",upstream="b"}"#, 1.0).await;
+
+    // A good first answer is not escalated.
+    let good = MockUpstream::start(|_| Reply::Json(200, completion("model-a", GOOD, 1, 1))).await;
+    let gw2 = Gateway::start(&policy(
+        &good.base_url(),
+        &frontier.base_url(),
+        "    escalate_on: [syntax]\n",
+    ))
+    .await;
+    let (status, headers, _) = post(&gw2.url("/v1/chat/completions"), ask(false), &[]).await;
+    assert_eq!(
+        (
+            status.as_u16(),
+            headers.get("x-tiergate-escalated").is_none()
+        ),
+        (200, true)
+    );
+    assert_eq!(frontier.requests().len(), 1, "no second call");
+    gw.shutdown().await;
+    gw2.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_escalate_on_answers_pass_through_and_are_checked_streams_too() {
+    let local = MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            // Cut at the token limit.
+            let mut events =
+                stream_events("model-a", &["```python\n", "def f(x):\n"], Some((5, 2)));
+            events[3] = events[3].replace("\"stop\"", "\"length\"");
+            Reply::Sse(events.into_iter().map(|e| (Duration::ZERO, e)).collect())
+        } else {
+            Reply::Json(200, completion("model-a", BROKEN, 1, 1))
+        }
+    })
+    .await;
+    let frontier =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await;
+    let gw = Gateway::start(&policy(&local.base_url(), &frontier.base_url(), "")).await;
+    let (status, headers, body) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    assert_eq!(
+        (
+            status.as_u16(),
+            json(&body)["choices"][0]["message"]["content"].as_str()
+        ),
+        (200, Some(BROKEN))
+    );
+    assert!(headers.get("x-tiergate-escalated").is_none());
+    assert!(frontier.requests().is_empty());
+    eventually(&gw, r#"tiergate_answer_checks_total{check="syntax",result="fail",tier="primitive",upstream="a"}"#, 1.0).await;
+    let (status, _, body) = post(&gw.url("/v1/chat/completions"), ask(true), &[]).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("[DONE]"));
+    eventually(&gw, r#"tiergate_answer_checks_total{check="truncated",result="fail",tier="primitive",upstream="a"}"#, 1.0).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn feedback_is_counted_for_the_answer_it_names_and_bad_bodies_are_refused() {
+    let local = MockUpstream::start(|_| Reply::Json(200, completion("model-a", GOOD, 1, 1))).await;
+    let frontier =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await;
+    let gw = Gateway::start(&policy(&local.base_url(), &frontier.base_url(), "")).await;
+    let (_, headers, _) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    let id = headers["x-tiergate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let fb = gw.url("/v1/feedback");
+    let (status, _, body) = post(
+        &fb,
+        json!({"request_id": id, "rating": "up", "comment": "nice"}).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204, "{body:?}");
+    let (status, _, _) = post(
+        &fb,
+        json!({"request_id": id, "rating": 0.2}).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    let m = gw.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_feedback_total{rating="up",tier="primitive",upstream="a"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_feedback_total{rating="down",tier="primitive",upstream="a"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_feedback_score_total{tier="primitive",upstream="a"}"#
+        ),
+        Some(1.2)
+    );
+    for (body, status, code) in [
+        ("{\"request_id\": ".to_string(), 400, "invalid_json"),
+        (
+            json!({"request_id": id, "rating": 2}).to_string(),
+            400,
+            "invalid_value",
+        ),
+        (
+            json!({"request_id": id, "rating": "great"}).to_string(),
+            400,
+            "invalid_value",
+        ),
+        (
+            json!({"rating": "up"}).to_string(),
+            400,
+            "missing_required_parameter",
+        ),
+        (
+            json!({"request_id": "never-seen", "rating": "up"}).to_string(),
+            404,
+            "unknown_request_id",
+        ),
+    ] {
+        let (s, _, b) = post(&fb, body.clone(), &[]).await;
+        assert_eq!(s.as_u16(), status, "{body}");
+        assert_eq!(json(&b)["error"]["code"], code, "{body}");
+        assert!(json(&b)["error"]["message"].as_str().unwrap().len() > 10);
+    }
+    let (s, _) = get(&fb).await;
+    assert_eq!(s, 405);
+
+    // The same conversation again: a retry of a's answer; then pinned to b by hand: an override.
+    post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    let pinned = json!({"model": "b", "messages": [{"role": "user", "content": "Write a Python identity function f."}]});
+    let (_, headers, _) = post(&gw.url("/v1/chat/completions"), pinned.to_string(), &[]).await;
+    assert_eq!(headers["x-tiergate-upstream"], "b");
+    let m = gw.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_implicit_feedback_total{signal="retry",tier="primitive",upstream="a"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_implicit_feedback_total{signal="override",tier="primitive",upstream="a"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_probe_exports_scores_and_its_floor_spills_the_primitive_tier_over() {
+    let local =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-a", BROKEN, 10, 10))).await;
+    let frontier =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await;
+    let text = policy(&local.base_url(), &frontier.base_url(), "")
+        + "probe: { interval: 1h, upstreams: [a], floor: 0.9, max_tokens: 64 }\n";
+    let gw = Gateway::start(&text).await;
+    let suite = tiergate::quality::probe::SUITE;
+    for _ in 0..1000 {
+        if gw.app.probe_scores.get("a").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let score = gw.app.probe_scores.get("a").expect("the probe ran");
+    assert!(score < 0.9, "{score}");
+    assert_eq!(local.requests().len(), suite.len(), "one request per task");
+    assert_eq!(local.requests()[0].json()["max_tokens"], 64);
+    assert!(
+        frontier.requests().is_empty(),
+        "only the policy's probe upstreams are probed"
+    );
+    let m = gw.metrics();
+    for t in suite {
+        let v = metric(
+            &m,
+            &format!(r#"tiergate_probe_score{{task="{}",upstream="a"}}"#, t.name),
+        );
+        assert!(
+            v.is_some_and(|v| (0.0..0.9).contains(&v)),
+            "{}: {v:?}",
+            t.name
+        );
+    }
+    // Under the floor: the primitive tier answers from b, and says so.
+    let (status, headers, _) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    assert_eq!(
+        (
+            status.as_u16(),
+            headers["x-tiergate-upstream"].to_str().unwrap()
+        ),
+        (200, "b")
+    );
+    assert_eq!(local.requests().len(), suite.len(), "a is not asked");
+    let m = gw.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_fallbacks_total{from="a",reason="probe_floor",to="b"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    // Back over the floor (a better round), the local upstream answers again.
+    gw.app.probe_scores.set("a", 0.95);
+    let (_, headers, _) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
+    assert_eq!(headers["x-tiergate-upstream"], "a");
+    gw.shutdown().await;
+}
