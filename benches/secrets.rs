@@ -55,7 +55,9 @@ fn bench(c: &mut Criterion) {
         {"role": "user", "content": "Write a function that merges two sorted lists in Python."}]}))
     .unwrap();
     let mut g = c.benchmark_group("secrets");
-    g.bench_function("agent_100kb_clean", |b| b.iter(|| scanner.scan(black_box(&clean))));
+    g.bench_function("agent_100kb_clean", |b| {
+        b.iter(|| scanner.scan(black_box(&clean)))
+    });
     g.bench_function("agent_100kb_secret_at_end", |b| {
         b.iter(|| scanner.scan(black_box(&dirty)))
     });

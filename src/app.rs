@@ -25,6 +25,8 @@ pub struct App {
     pub feedback: FeedbackStore,
     /// The latest probe scores (`probe:` in the policy), for its floor.
     pub probe_scores: crate::quality::schedule::ProbeScores,
+    /// Shadow spend, agreement and the quality gate's tally.
+    pub shadow: crate::quality::shadow::ShadowState,
     ready: AtomicBool,
 }
 
@@ -39,6 +41,7 @@ impl App {
             governor,
             feedback: FeedbackStore::default(),
             probe_scores: Default::default(),
+            shadow: Default::default(),
             ready: AtomicBool::new(true),
         };
         app.metrics.preset(&app.runtime.load().policy);

@@ -226,9 +226,11 @@ impl GatewayError {
             | MethodNotAllowed { .. }
             | RequestTimeout(_)
             | UnknownRequestId(_) => Source::Client,
-            ModelNotFound(_) | TierNotFound(_) | NoUpstream(_) | Denied(_) | SecretBlocked { .. } => {
-                Source::Policy
-            }
+            ModelNotFound(_)
+            | TierNotFound(_)
+            | NoUpstream(_)
+            | Denied(_)
+            | SecretBlocked { .. } => Source::Policy,
             LocalOnly { .. } => Source::Upstream,
             UpstreamFailed { .. } => Source::Upstream,
             Internal(_) => Source::Gateway,

@@ -115,7 +115,11 @@ mod tests {
         let b = request_id(&h);
         for id in [&a, &b] {
             assert_eq!(id.len(), 32, "{id}");
-            assert!(id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{id}");
+            assert!(
+                id.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+                "{id}"
+            );
         }
         assert_ne!(a, b);
         h.insert("x-request-id", HeaderValue::from_static("trace-1_A"));

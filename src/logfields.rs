@@ -92,7 +92,8 @@ impl FastVisitor<'_> {
 
 /// Printable ASCII other than `"` and `\`: what `{:?}` of a `str` writes unchanged.
 fn needs_no_escape(s: &str) -> bool {
-    s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 impl Visit for FastVisitor<'_> {
@@ -128,7 +129,9 @@ impl Visit for FastVisitor<'_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         if self.fast(field.name()) {
             let text = if value { "true" } else { "false" };
-            self.result = self.key(field.name()).and_then(|()| self.writer.write_str(text));
+            self.result = self
+                .key(field.name())
+                .and_then(|()| self.writer.write_str(text));
         } else {
             self.default_visitor(|v| v.record_bool(field, value));
         }
@@ -220,7 +223,12 @@ mod tests {
             r#type = "raw",
             "message with {}", "args"
         );
-        tracing::warn!(upstream = "local", error = &Failure as &dyn std::error::Error, "failed: {}", 3);
+        tracing::warn!(
+            upstream = "local",
+            error = &Failure as &dyn std::error::Error,
+            "failed: {}",
+            3
+        );
         tracing::info!("only a message");
         tracing::info!(n = 7u64);
     }
@@ -245,7 +253,10 @@ mod tests {
     fn lines_are_those_of_the_default_formatter_byte_for_byte() {
         let (fast, default) = (render(true), render(false));
         assert_eq!(fast.lines().count(), 4, "{fast}");
-        assert!(fast.contains(r#"endpoint="chat_completions" status=200 stream=true"#), "{fast}");
+        assert!(
+            fast.contains(r#"endpoint="chat_completions" status=200 stream=true"#),
+            "{fast}"
+        );
         assert_eq!(fast, default);
     }
 }

@@ -67,6 +67,8 @@ pub struct Metrics {
     /// Governance: the team label comes from the policy (its teams and its keys' teams) or
     /// is `none` for requests without a key; never a key or a key's name.
     pub team: crate::govern::metrics::TeamMetrics,
+    /// Quality families kept apart (hold-back, ...).
+    pub quality: crate::quality::metrics::QualityMetrics,
     /// rule, action (local | block)
     pub secrets: IntCounterVec,
     /// 1 while the state store (Redis, or memory) answers; 0 while failing.
@@ -85,6 +87,18 @@ pub struct Metrics {
     pub probe_score: GaugeVec,
     /// upstream: spend of the scheduled probe
     pub probe_cost_usd: prometheus::CounterVec,
+    /// tier, client, result (agree | disagree)
+    pub shadow_comparisons: IntCounterVec,
+    /// tier, client: agreements over comparisons so far
+    pub shadow_agreement: GaugeVec,
+    /// tier, upstream (the shadow's)
+    pub shadow_cost_usd: prometheus::CounterVec,
+    /// tier, client, verdict (win | loss)
+    pub judge_verdicts: IntCounterVec,
+    /// tier, client: wins over verdicts so far
+    pub judge_win: GaugeVec,
+    /// upstream (the judge)
+    pub judge_cost_usd: prometheus::CounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
 }
@@ -141,7 +155,12 @@ pub(crate) fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> 
     )
 }
 
-pub(crate) fn fcounter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::CounterVec {
+pub(crate) fn fcounter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::CounterVec {
     reg(
         r,
         prometheus::CounterVec::new(Opts::new(name, help), labels)
@@ -345,6 +364,7 @@ impl Metrics {
                 &["upstream", "outcome"],
             ),
             team: crate::govern::metrics::TeamMetrics::new(&r),
+            quality: crate::quality::metrics::QualityMetrics::new(&r),
             secrets: counter(
                 &r,
                 "tiergate_secrets_total",
@@ -400,6 +420,52 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            shadow_comparisons: counter(
+                &r,
+                "tiergate_shadow_comparisons_total",
+                "Shadow comparisons: both answers checked, agreeing when both pass or both fail.",
+                &["tier", "client", "result"],
+            ),
+            shadow_agreement: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "tiergate_shadow_agreement_ratio",
+                        "Share of shadow comparisons that agreed, since start.",
+                    ),
+                    &["tier", "client"],
+                )
+                .expect("valid metric"),
+            ),
+            shadow_cost_usd: fcounter(
+                &r,
+                "tiergate_shadow_cost_usd_total",
+                "Spend in US dollars of shadow calls (capped per day by the policy).",
+                &["tier", "upstream"],
+            ),
+            judge_verdicts: counter(
+                &r,
+                "tiergate_judge_verdicts_total",
+                "Judge verdicts on shadow comparisons: win when the tier's answer is as good as the shadow's.",
+                &["tier", "client", "verdict"],
+            ),
+            judge_win: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "tiergate_judge_win_ratio",
+                        "Share of judge verdicts that were wins, since start.",
+                    ),
+                    &["tier", "client"],
+                )
+                .expect("valid metric"),
+            ),
+            judge_cost_usd: fcounter(
+                &r,
+                "tiergate_judge_cost_usd_total",
+                "Spend in US dollars of judge calls (capped per day by the policy).",
+                &["upstream"],
+            ),
             probe_cost_usd: fcounter(
                 &r,
                 "tiergate_probe_cost_usd_total",
@@ -450,6 +516,7 @@ impl Metrics {
 
     pub fn preset(&self, policy: &crate::config::Policy) {
         crate::govern::metrics::preset(self, policy);
+        self.quality.preset(policy);
         const FAILURES: &[&str] = &[
             "connect",
             "timeout",

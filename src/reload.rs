@@ -13,8 +13,19 @@ use crate::config;
 /// Loads `path` (the embedded default when None) and, if it is good, swaps it in.
 pub fn reload(app: &App, path: Option<&Path>) -> Result<(), String> {
     let policy = config::load(path).map_err(|e| e.to_string())?;
+    let old = app.runtime.load();
+    // An emptied keys file (or one caught mid-write) would open the gateway to anyone.
+    if let Some(file) = &policy.governance.keys_file
+        && policy.governance.is_open()
+        && !old.policy.governance.is_open()
+    {
+        return Err(format!(
+            "keys file {} has no keys: that would open the gateway to anyone, so the last good keys stay (to run open, restart without a keys file)",
+            file.display()
+        ));
+    }
     let mut rt = Runtime::new(policy)?;
-    rt.inherit(&app.runtime.load());
+    rt.inherit(&old);
     for w in rt.policy.warnings() {
         tracing::warn!("{w}");
     }
@@ -74,9 +85,10 @@ fn inode(_: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
-/// The policy file, then the files the running policy names (upstream CA bundles and the
-/// keys file, often mounted from a Secret): a change in any of them reloads.
-fn stamps(app: &App, path: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
+/// The policy file (none for the embedded default), then the files the running policy names
+/// (upstream CA bundles and the keys file, often mounted from a Secret): a change in any of
+/// them reloads.
+fn stamps(app: &App, path: Option<&Path>) -> Vec<(PathBuf, Option<Stamp>)> {
     let rt = app.runtime.load();
     let named = rt
         .policy
@@ -84,7 +96,8 @@ fn stamps(app: &App, path: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
         .iter()
         .filter_map(|u| u.ca_file.clone())
         .chain(rt.policy.governance.keys_file.clone());
-    std::iter::once(path.to_path_buf())
+    path.map(Path::to_path_buf)
+        .into_iter()
         .chain(named)
         .map(|p| {
             let s = stamp(&p);
@@ -93,24 +106,36 @@ fn stamps(app: &App, path: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
         .collect()
 }
 
-/// Reloads `path` whenever it or a file it names changes (polled every `every`). Ends when
-/// the app is gone.
-pub fn watch(app: &Arc<App>, path: PathBuf, every: Duration) {
+/// How long a changed file must hold still before it is loaded.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Reloads the policy (`path`, or the embedded default when None) whenever it or a file it
+/// names changes (polled every `every`). A file that fails to load keeps the last good
+/// policy, and the next change is tried again. Ends when the app is gone.
+pub fn watch(app: &Arc<App>, path: Option<PathBuf>, every: Duration) {
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
         let mut seen = match weak.upgrade() {
-            Some(app) => stamps(&app, &path),
+            Some(app) => stamps(&app, path.as_deref()),
             None => return,
         };
         loop {
             tokio::time::sleep(every).await;
             let Some(app) = weak.upgrade() else { return };
-            let now = stamps(&app, &path);
+            let now = stamps(&app, path.as_deref());
             // A policy that is missing for a moment (mid-swap) is not a change.
-            if now.first().is_some_and(|(_, s)| s.is_some()) && now != seen {
-                reload_logged(&app, Some(&path), "file changed");
-                // A new policy may name other files: their first look counts as seen.
-                seen = stamps(&app, &path);
+            let policy_there = path.is_none() || now.first().is_some_and(|(_, s)| s.is_some());
+            if policy_there && now != seen {
+                // Debounce: a file still being written is looked at again after a moment,
+                // and loaded only once it holds still.
+                tokio::time::sleep(every.min(SETTLE)).await;
+                if stamps(&app, path.as_deref()) != now {
+                    continue;
+                }
+                reload_logged(&app, path.as_deref(), "file changed");
+                // A new policy may name other files: their first look counts as seen. A
+                // rejected one leaves the old policy, whose files are now seen as they are.
+                seen = stamps(&app, path.as_deref());
             }
         }
     });

@@ -147,15 +147,24 @@ fn page_access(app: &App, page: Page, headers: &http::HeaderMap) -> Result<(), g
         Page::Models => {
             return govern::authenticate(gov, headers)
                 .map(|_| ())
-                .inspect_err(|d| app.metrics.auth_failures.with_label_values(&[d.label()]).inc());
+                .inspect_err(|d| {
+                    app.metrics
+                        .auth_failures
+                        .with_label_values(&[d.label()])
+                        .inc()
+                });
         }
         Page::Health | Page::Ready => gov.access.health,
         Page::Metrics => gov.access.metrics,
         Page::Live | Page::Stats => gov.access.live,
         Page::Hello => return Ok(()),
     };
-    govern::auth::may_read(gov, access, headers)
-        .inspect_err(|d| app.metrics.auth_failures.with_label_values(&[d.label()]).inc())
+    govern::auth::may_read(gov, access, headers).inspect_err(|d| {
+        app.metrics
+            .auth_failures
+            .with_label_values(&[d.label()])
+            .inc()
+    })
 }
 
 /// Every request enters here.
@@ -170,13 +179,18 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 GatewayError::Denied(denied).response(Format::Chat)
             }
         },
-        Ok(Endpoint::Feedback) => match govern::authenticate(&app.runtime.load().policy.governance, req.headers()) {
-            Ok(_) => proxy::quality::feedback(&app, req).await,
-            Err(denied) => {
-                app.metrics.auth_failures.with_label_values(&[denied.label()]).inc();
-                GatewayError::Denied(denied).response(Format::Chat)
+        Ok(Endpoint::Feedback) => {
+            match govern::authenticate(&app.runtime.load().policy.governance, req.headers()) {
+                Ok(_) => proxy::quality::feedback(&app, req).await,
+                Err(denied) => {
+                    app.metrics
+                        .auth_failures
+                        .with_label_values(&[denied.label()])
+                        .inc();
+                    GatewayError::Denied(denied).response(Format::Chat)
+                }
             }
-        },
+        }
         Err((e, format)) => {
             if matches!(e, GatewayError::MethodNotAllowed { .. }) {
                 tracing::debug!(request_id = %request_id, code = e.code(), "rejected: {e}");

@@ -82,13 +82,17 @@ pub async fn serve_tls(
             });
             continue;
         };
-        let (acceptor, builder, watcher) = (tls.acceptor.clone(), builder.clone(), graceful.watcher());
+        let (acceptor, builder, watcher) =
+            (tls.acceptor.clone(), builder.clone(), graceful.watcher());
         let handshake_within = limits.header_read_timeout;
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+            let stream = match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
-                Err(_) => return tracing::debug!("TLS handshake not done within {handshake_within:?}"),
+                Err(_) => {
+                    return tracing::debug!("TLS handshake not done within {handshake_within:?}");
+                }
             };
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {

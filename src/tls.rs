@@ -48,8 +48,8 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, Strin
     if chain.is_empty() {
         return Err(format!("tls.cert {}: no certificate in it", cert.display()));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("tls.key {}: {e}", key.display()))?;
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls.key {}: {e}", key.display()))?;
     let signer = provider()
         .key_provider
         .load_private_key(key_der)

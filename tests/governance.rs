@@ -82,7 +82,12 @@ async fn every_endpoint_takes_a_virtual_key_and_refuses_others() {
     let wrong = generate().unwrap().expose().to_string();
     let mut bodies = Vec::new();
     for path in ENDPOINTS {
-        let b = body(path, "primitive", "Write a function that reverses a list.", false);
+        let b = body(
+            path,
+            "primitive",
+            "Write a function that reverses a list.",
+            false,
+        );
         let (s, h, missing) = post(&gw.url(path), b.clone(), &[]).await;
         assert_eq!(s, 401, "{path}: {}", String::from_utf8_lossy(&missing));
         assert!(h.get("retry-after").is_none());
@@ -92,9 +97,19 @@ async fn every_endpoint_takes_a_virtual_key_and_refuses_others() {
         } else {
             assert_eq!(v["error"]["code"], "invalid_api_key", "{path}: {v}");
         }
-        let (s, _, unknown) = post(&gw.url(path), b.clone(), &[("authorization", &bearer(&wrong))]).await;
+        let (s, _, unknown) = post(
+            &gw.url(path),
+            b.clone(),
+            &[("authorization", &bearer(&wrong))],
+        )
+        .await;
         assert_eq!(s, 401, "{path}");
-        let (s, _, ok) = post(&gw.url(path), b.clone(), &[("authorization", &bearer(&alice.key))]).await;
+        let (s, _, ok) = post(
+            &gw.url(path),
+            b.clone(),
+            &[("authorization", &bearer(&alice.key))],
+        )
+        .await;
         assert_eq!(s, 200, "{path}: {}", String::from_utf8_lossy(&ok));
         let (s, _, _) = post(&gw.url(path), b, &[("x-api-key", &alice.key)]).await;
         assert_eq!(s, 200, "{path} with x-api-key");
@@ -123,7 +138,10 @@ async fn every_endpoint_takes_a_virtual_key_and_refuses_others() {
         Some(ENDPOINTS.len() as f64 + 2.0)
     );
     assert_eq!(
-        metric(&metrics, "tiergate_team_requests_total{status_class=\"2xx\",team=\"payments\",tier=\"primitive\"}"),
+        metric(
+            &metrics,
+            "tiergate_team_requests_total{status_class=\"2xx\",team=\"payments\",tier=\"primitive\"}"
+        ),
         Some(2.0 * ENDPOINTS.len() as f64)
     );
     for b in bodies {
@@ -132,7 +150,10 @@ async fn every_endpoint_takes_a_virtual_key_and_refuses_others() {
             assert!(!text.contains(leak), "{text}");
         }
     }
-    assert_no_leak(&metrics, &[&alice.key, &hash_hex(&alice.key), &wrong, "alice"]);
+    assert_no_leak(
+        &metrics,
+        &[&alice.key, &hash_hex(&alice.key), &wrong, "alice"],
+    );
 }
 
 async fn admin_metrics(gw: &Gateway) -> String {
@@ -147,7 +168,15 @@ async fn admin_metrics(gw: &Gateway) -> String {
         .unwrap();
     assert_eq!(resp.status(), 200);
     use http_body_util::BodyExt;
-    String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 fn assert_no_leak(text: &str, leaks: &[&str]) {
@@ -160,7 +189,11 @@ fn assert_no_leak(text: &str, leaks: &[&str]) {
 async fn what_a_key_may_not_use_is_403_and_rates_are_429_with_retry_after() {
     let local = MockSpec::new().start().await;
     let frontier = MockSpec::new().start().await;
-    let narrow = key("narrow", "t", ", tiers: [primitive], upstreams: [local], rpm: 3");
+    let narrow = key(
+        "narrow",
+        "t",
+        ", tiers: [primitive], upstreams: [local], rpm: 3",
+    );
     let gw = Gateway::start(&policy(&local, &frontier, &[&narrow], "")).await;
     let auth = [("authorization", bearer(&narrow.key))];
     let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -171,7 +204,10 @@ async fn what_a_key_may_not_use_is_403_and_rates_are_429_with_retry_after() {
     let (s, _, _) = post(&gw.url("/v1/chat/completions"), chat("frontier"), &auth).await;
     assert_eq!(s, 403, "an upstream it may not reach");
     let (s, h, _) = post(&gw.url("/v1/chat/completions"), chat("primitive"), &auth).await;
-    assert_eq!((s.as_u16(), h["x-tiergate-upstream"].to_str().unwrap()), (200, "local"));
+    assert_eq!(
+        (s.as_u16(), h["x-tiergate-upstream"].to_str().unwrap()),
+        (200, "local")
+    );
     // Three requests a minute: the 403s counted, this was the third.
     let (s, h, b) = post(&gw.url("/v1/chat/completions"), chat("primitive"), &auth).await;
     assert_eq!(s, 429, "{}", String::from_utf8_lossy(&b));
@@ -180,8 +216,17 @@ async fn what_a_key_may_not_use_is_403_and_rates_are_429_with_retry_after() {
     assert!((1..=120).contains(&wait), "{wait}");
     assert!(frontier.requests().is_empty());
     let m = admin_metrics(&gw).await;
-    assert_eq!(metric(&m, "tiergate_team_denied_total{reason=\"rpm\",team=\"t\"}"), Some(1.0));
-    assert_eq!(metric(&m, "tiergate_team_denied_total{reason=\"forbidden\",team=\"t\"}"), Some(2.0));
+    assert_eq!(
+        metric(&m, "tiergate_team_denied_total{reason=\"rpm\",team=\"t\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tiergate_team_denied_total{reason=\"forbidden\",team=\"t\"}"
+        ),
+        Some(2.0)
+    );
 }
 
 #[tokio::test]
@@ -195,7 +240,12 @@ async fn budgets_are_spent_once_then_refused_or_downgraded() {
     let gw = Gateway::start(&policy(&local, &frontier, &[&pay, &ops], teams)).await;
     let ask = |k: &Key| {
         let url = gw.url("/v1/chat/completions");
-        let b = body("/v1/chat/completions", "architecture", "Plan the migration.", false);
+        let b = body(
+            "/v1/chat/completions",
+            "architecture",
+            "Plan the migration.",
+            false,
+        );
         let auth = bearer(&k.key);
         async move { post(&url, b, &[("authorization", &auth)]).await }
     };
@@ -215,7 +265,10 @@ async fn budgets_are_spent_once_then_refused_or_downgraded() {
     let m = admin_metrics(&gw).await;
     let used = metric(&m, "tiergate_team_budget_used_usd{team=\"pay\"}").unwrap();
     assert!((used - 1.2).abs() < 1e-6, "{used}");
-    assert_eq!(metric(&m, "tiergate_team_budget_left_usd{team=\"pay\"}"), Some(0.0));
+    assert_eq!(
+        metric(&m, "tiergate_team_budget_left_usd{team=\"pay\"}"),
+        Some(0.0)
+    );
     // ops downgrades: two at the frontier, then the primitive tier's free upstream.
     let mut upstreams = Vec::new();
     for _ in 0..4 {
@@ -228,14 +281,19 @@ async fn budgets_are_spent_once_then_refused_or_downgraded() {
         ));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(upstreams[..2], ["frontier/model_tier", "frontier/model_tier"]);
+    assert_eq!(
+        upstreams[..2],
+        ["frontier/model_tier", "frontier/model_tier"]
+    );
     assert_eq!(upstreams[2..], ["local/budget", "local/budget"]);
     assert_eq!(frontier.requests().len(), 6);
 }
 
 /// A GitHub token, assembled here so that no file holds one.
 fn secret() -> String {
-    let tail: String = (0..36).map(|i| (b'a' + (i * 7 % 26) as u8) as char).collect();
+    let tail: String = (0..36)
+        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+        .collect();
     format!("ghp_{}", tail.replace('a', "7"))
 }
 
@@ -246,7 +304,10 @@ async fn secrets_never_reach_the_frontier_on_any_endpoint() {
     let k = key("dev", "web", "");
     let gw = Gateway::start(&policy(&local, &frontier, &[&k], "")).await;
     let auth = bearer(&k.key);
-    let text = format!("Deploy with token {} and split the monolith into services.", secret());
+    let text = format!(
+        "Deploy with token {} and split the monolith into services.",
+        secret()
+    );
     let mut bodies = Vec::new();
     for path in ENDPOINTS {
         for stream in [false, true] {
@@ -262,15 +323,29 @@ async fn secrets_never_reach_the_frontier_on_any_endpoint() {
                 assert_eq!(s, 503, "{what}: {}", String::from_utf8_lossy(&out));
                 assert_eq!(h["x-tiergate-reason"], "secret", "{what}");
                 let msg = String::from_utf8_lossy(&out).to_string();
-                assert!(msg.contains("github-token") && msg.contains("local"), "{what}: {msg}");
+                assert!(
+                    msg.contains("github-token") && msg.contains("local"),
+                    "{what}: {msg}"
+                );
                 bodies.push(msg);
             }
         }
     }
-    assert!(frontier.requests().is_empty(), "the frontier got {:?}", frontier.requests().len());
+    assert!(
+        frontier.requests().is_empty(),
+        "the frontier got {:?}",
+        frontier.requests().len()
+    );
     assert!(!local.requests().is_empty());
     let m = admin_metrics(&gw).await;
-    assert!(metric(&m, "tiergate_secrets_total{action=\"local\",rule=\"github-token\"}").unwrap() >= 25.0);
+    assert!(
+        metric(
+            &m,
+            "tiergate_secrets_total{action=\"local\",rule=\"github-token\"}"
+        )
+        .unwrap()
+            >= 25.0
+    );
     for b in bodies.iter().map(String::as_str).chain([m.as_str()]) {
         assert_no_leak(b, &[&secret(), &k.key, &hash_hex(&k.key)]);
     }
@@ -285,10 +360,26 @@ async fn a_secret_is_answered_locally_or_blocked_and_local_only_keys_stay_local(
     let gw = Gateway::start(&policy(&local, &frontier, &[&k, &private], "")).await;
     let text = format!("Refactor the services; CI uses {}", secret());
     let b = body("/v1/chat/completions", "architecture", &text, true);
-    let (s, h, _) = post(&gw.url("/v1/chat/completions"), b, &[("authorization", &bearer(&k.key))]).await;
+    let (s, h, _) = post(
+        &gw.url("/v1/chat/completions"),
+        b,
+        &[("authorization", &bearer(&k.key))],
+    )
+    .await;
     assert_eq!(s, 200);
-    assert_eq!((h["x-tiergate-upstream"].to_str().unwrap(), h["x-tiergate-reason"].to_str().unwrap()), ("local", "secret"));
-    let b = body("/v1/messages", "architecture", "Design the event bus.", false);
+    assert_eq!(
+        (
+            h["x-tiergate-upstream"].to_str().unwrap(),
+            h["x-tiergate-reason"].to_str().unwrap()
+        ),
+        ("local", "secret")
+    );
+    let b = body(
+        "/v1/messages",
+        "architecture",
+        "Design the event bus.",
+        false,
+    );
     let (s, h, _) = post(&gw.url("/v1/messages"), b, &[("x-api-key", &private.key)]).await;
     assert_eq!(s, 200);
     assert_eq!(h["x-tiergate-reason"], "local_only");
@@ -297,7 +388,12 @@ async fn a_secret_is_answered_locally_or_blocked_and_local_only_keys_stay_local(
     let blocking = policy(&local, &frontier, &[&k], "secrets: { action: block }\n");
     let gw = Gateway::start(&blocking).await;
     let b = body("/v1/responses", "auto", &text, false);
-    let (s, h, out) = post(&gw.url("/v1/responses"), b, &[("authorization", &bearer(&k.key))]).await;
+    let (s, h, out) = post(
+        &gw.url("/v1/responses"),
+        b,
+        &[("authorization", &bearer(&k.key))],
+    )
+    .await;
     assert_eq!(s, 403);
     assert_eq!(h["x-tiergate-reason"], "secret");
     assert_eq!(common::json(&out)["error"]["code"], "secret_detected");

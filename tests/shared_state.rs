@@ -28,7 +28,9 @@ fn redis_url(test: &str) -> Option<String> {
     match std::env::var("TIERGATE_TEST_REDIS_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!("{test}: skipped: TIERGATE_TEST_REDIS_URL is not set (.ci/run starts a redis-server and sets it)");
+            eprintln!(
+                "{test}: skipped: TIERGATE_TEST_REDIS_URL is not set (.ci/run starts a redis-server and sets it)"
+            );
             None
         }
     }
@@ -51,7 +53,16 @@ struct Redis {
 impl Redis {
     fn start(port: u16) -> Redis {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server)");
@@ -60,7 +71,10 @@ impl Redis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Redis { child: Some(child), port }
+        Redis {
+            child: Some(child),
+            port,
+        }
     }
 
     fn stop(&mut self) {
@@ -92,7 +106,14 @@ impl Drop for Served {
 
 fn serve(policy: &PathBuf) -> Served {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--watch", "0s", "--policy"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--watch",
+            "0s",
+            "--policy",
+        ])
         .arg(policy)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -116,7 +137,9 @@ fn serve(policy: &PathBuf) -> Served {
             l.push('\n');
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(10)).expect("the binary did not start");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the binary did not start");
     Served { child, addr, log }
 }
 
@@ -127,15 +150,28 @@ struct Key {
 
 fn key(name: &str, extra: &str) -> Key {
     let key = generate().unwrap().expose().to_string();
-    let yaml = format!("    - {{ name: {name}, team: t, sha256: {}{extra} }}\n", hash_hex(&key));
+    let yaml = format!(
+        "    - {{ name: {name}, team: t, sha256: {}{extra} }}\n",
+        hash_hex(&key)
+    );
     Key { key, yaml }
 }
 
 /// A policy on `url` with its own counter prefix; the frontier's 1024 completion tokens
 /// cost $0.25, exactly what a request reserves (no prompt price).
-fn policy_file(local: &MockUpstream, frontier: &MockUpstream, keys: &[&Key], state: &str) -> PathBuf {
-    let local_yaml = upstream_yaml("local", local, "{}").replace("    price: {}\n", "    price: {}\n    local: true\n");
-    let frontier_yaml = upstream_yaml("frontier", frontier, "{ input_per_mtok: 0, output_per_mtok: 244.140625 }");
+fn policy_file(
+    local: &MockUpstream,
+    frontier: &MockUpstream,
+    keys: &[&Key],
+    state: &str,
+) -> PathBuf {
+    let local_yaml = upstream_yaml("local", local, "{}")
+        .replace("    price: {}\n", "    price: {}\n    local: true\n");
+    let frontier_yaml = upstream_yaml(
+        "frontier",
+        frontier,
+        "{ input_per_mtok: 0, output_per_mtok: 244.140625 }",
+    );
     let entries: String = keys.iter().map(|k| k.yaml.as_str()).collect();
     let text = format!(
         "upstreams:\n{local_yaml}{frontier_yaml}tiers:\n  - name: primitive\n    upstreams: [local]\n  - name: architecture\n    upstreams: [frontier]\nauth:\n  keys:\n{entries}budgets: {{ reserve_max_usd: 1, reserve_output_tokens: 1024 }}\nstate: {state}\n"
@@ -149,10 +185,21 @@ fn prefix() -> String {
     format!("tiergate-test-{:x}:", fastrand::u64(..))
 }
 
-async fn ask(gw: &Served, k: &Key, model: &str, text: &str) -> (u16, http::HeaderMap, bytes::Bytes) {
-    let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]}).to_string();
+async fn ask(
+    gw: &Served,
+    k: &Key,
+    model: &str,
+    text: &str,
+) -> (u16, http::HeaderMap, bytes::Bytes) {
+    let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
+        .to_string();
     let url = format!("http://{}/v1/chat/completions", gw.addr);
-    let (s, h, b) = post(&url, body, &[("authorization", &format!("Bearer {}", k.key))]).await;
+    let (s, h, b) = post(
+        &url,
+        body,
+        &[("authorization", &format!("Bearer {}", k.key))],
+    )
+    .await;
     (s.as_u16(), h, b)
 }
 
@@ -163,14 +210,18 @@ async fn scrape(gw: &Served) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_redis_enforce_one_rate_limit_and_one_budget() {
-    let Some(url) = redis_url("two_gateways_on_one_redis_enforce_one_rate_limit_and_one_budget") else {
+    let Some(url) = redis_url("two_gateways_on_one_redis_enforce_one_rate_limit_and_one_budget")
+    else {
         return;
     };
     let local = MockSpec::new().start().await;
     let frontier = MockSpec::new().usage(0, 1024, 0).start().await;
     let rate = key("rate", ", rpm: 5");
     let money = key("money", ", budget_usd: 1.0");
-    let state = format!("{{ redis_url: \"{url}\", on_failure: closed, prefix: \"{}\" }}", prefix());
+    let state = format!(
+        "{{ redis_url: \"{url}\", on_failure: closed, prefix: \"{}\" }}",
+        prefix()
+    );
     let file = policy_file(&local, &frontier, &[&rate, &money], &state);
     let (a, b) = (serve(&file), serve(&file));
 
@@ -184,9 +235,20 @@ async fn two_gateways_on_one_redis_enforce_one_rate_limit_and_one_budget() {
 
     // One budget: $1 holds four requests of $0.25; ten at once on both gateways, and a
     // secret among what they carry.
-    let text = format!("Plan it. token ghp_{}", "k7Qz9XwP2mLr5TnB8vYc3HdJ6sFa1GeU4iOq");
+    let text = format!(
+        "Plan it. token ghp_{}",
+        "k7Qz9XwP2mLr5TnB8vYc3HdJ6sFa1GeU4iOq"
+    );
     let futures = (0..10).map(|i| {
-        let (gw, k, text) = (if i % 2 == 0 { &a } else { &b }, &money, if i == 0 { text.clone() } else { "Plan the migration.".to_string() });
+        let (gw, k, text) = (
+            if i % 2 == 0 { &a } else { &b },
+            &money,
+            if i == 0 {
+                text.clone()
+            } else {
+                "Plan the migration.".to_string()
+            },
+        );
         async move { ask(gw, k, "architecture", &text).await.0 }
     });
     let results = futures_util::future::join_all(futures).await;
@@ -195,19 +257,42 @@ async fn two_gateways_on_one_redis_enforce_one_rate_limit_and_one_budget() {
     let won = results[1..].iter().filter(|&&s| s == 200).count();
     assert_eq!(won, 4, "{results:?}");
     assert!(results.iter().all(|&s| s == 200 || s == 429), "{results:?}");
-    assert!(frontier.requests().iter().all(|r| !String::from_utf8_lossy(&r.body).contains("ghp_")));
+    assert!(
+        frontier
+            .requests()
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains("ghp_"))
+    );
     assert_eq!(frontier.requests().len(), 4, "{results:?}");
-    assert!(local.requests().iter().any(|r| String::from_utf8_lossy(&r.body).contains("ghp_")));
+    assert!(
+        local
+            .requests()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("ghp_"))
+    );
     let (_, _, body) = ask(&b, &money, "architecture", "once more").await;
     assert_eq!(common::json(&body)["error"]["code"], "insufficient_quota");
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let m = scrape(&a).await + &scrape(&b).await;
-    assert_eq!(metric(&scrape(&a).await, "tiergate_state_backend_up"), Some(1.0));
+    assert_eq!(
+        metric(&scrape(&a).await, "tiergate_state_backend_up"),
+        Some(1.0)
+    );
     for gw in [&a, &b] {
         let log = gw.log.lock().unwrap().clone();
-        for leak in [rate.key.as_str(), money.key.as_str(), &hash_hex(&rate.key), &hash_hex(&money.key), "k7Qz9XwP2mLr5TnB8vYc3HdJ6sFa1GeU4iOq", &url] {
-            assert!(!log.contains(leak) && !m.contains(leak), "leaked into logs or metrics");
+        for leak in [
+            rate.key.as_str(),
+            money.key.as_str(),
+            &hash_hex(&rate.key),
+            &hash_hex(&money.key),
+            "k7Qz9XwP2mLr5TnB8vYc3HdJ6sFa1GeU4iOq",
+            &url,
+        ] {
+            assert!(
+                !log.contains(leak) && !m.contains(leak),
+                "leaked into logs or metrics"
+            );
         }
     }
     let _ = std::fs::remove_file(file);
@@ -219,7 +304,9 @@ async fn outage(on_failure: &str) -> (Vec<u16>, Vec<Option<f64>>) {
     let local = MockSpec::new().start().await;
     let frontier = MockSpec::new().start().await;
     let k = key("k", ", rpm: 1000");
-    let state = format!("{{ redis_url: \"redis://127.0.0.1:{port}/0\", on_failure: {on_failure}, timeout: 200ms }}");
+    let state = format!(
+        "{{ redis_url: \"redis://127.0.0.1:{port}/0\", on_failure: {on_failure}, timeout: 200ms }}"
+    );
     let file = policy_file(&local, &frontier, &[&k], &state);
     let gw = serve(&file);
     let mut statuses = vec![ask(&gw, &k, "primitive", "hi").await.0];

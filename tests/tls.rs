@@ -155,7 +155,11 @@ async fn handshake_negotiates_h2_and_serves() {
     assert_eq!((status, &body[..]), (200, &b"ok\n"[..]));
     // A client of another CA is refused.
     let other = Ca::new();
-    assert!(handshake(server.addr, &connector(&other, None)).await.is_err());
+    assert!(
+        handshake(server.addr, &connector(&other, None))
+            .await
+            .is_err()
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -169,7 +173,10 @@ async fn a_certificate_replaced_on_disk_is_served_without_restart() {
     let served = |s: &tokio_rustls::client::TlsStream<TcpStream>| {
         s.get_ref().1.peer_certificates().unwrap()[0].clone()
     };
-    assert_eq!(served(&handshake(server.addr, &tls).await.unwrap()), first_der);
+    assert_eq!(
+        served(&handshake(server.addr, &tls).await.unwrap()),
+        first_der
+    );
 
     let (second_der, cert2, key2) = ca.leaf("localhost", "second");
     // The key first, then the certificate: in between the pair does not match and the
@@ -184,13 +191,19 @@ async fn a_certificate_replaced_on_disk_is_served_without_restart() {
             assert_eq!(status, 200);
             break;
         }
-        assert!(Instant::now() < deadline, "the new certificate was never served");
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A broken file keeps the last good certificate.
     write(&dir, "cert.pem", "not a certificate");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(served(&handshake(server.addr, &tls).await.unwrap()), second_der);
+    assert_eq!(
+        served(&handshake(server.addr, &tls).await.unwrap()),
+        second_der
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -23,7 +23,8 @@ pub struct Args {
     /// How long streams in flight may take to finish after SIGTERM.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     drain: Duration,
-    /// How often the policy file is checked for changes (0s: only reload on SIGHUP).
+    /// How often the policy and the files it names (keys file, CA bundles) are checked for
+    /// changes (0s: only reload on SIGHUP).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     watch: Duration,
 }
@@ -83,10 +84,9 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     let app = App::new(runtime);
     spawn_reload_on_sighup(app.clone(), args.policy.clone());
-    if let Some(path) = &args.policy
-        && !args.watch.is_zero()
-    {
-        crate::reload::watch(&app, path.clone(), args.watch);
+    // The embedded default has no file to watch, but the keys file it reads may change.
+    if !args.watch.is_zero() {
+        crate::reload::watch(&app, args.policy.clone(), args.watch);
     }
     if let Some(tls) = &tls {
         tls.watch();

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::ConfigError;
-use super::resilience::{BreakerConfig, HealthConfig, RetryBudgetConfig, RetryConfig};
+use super::resilience::{
+    AdaptiveFirstByte, BreakerConfig, HealthConfig, RetryBudgetConfig, RetryConfig,
+};
 use super::schema::{PolicyFile, Price, ServerConfig, Timeouts, UpstreamKind};
 use crate::routing::decide::Routes;
 use crate::routing::rules::CompiledClassifier;
@@ -54,6 +56,9 @@ pub struct Upstream {
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
     pub health: Option<HealthConfig>,
+    /// The hedge delay's floor, when hedging is on (resolved from `hedge.enabled`).
+    pub hedge_after: Option<std::time::Duration>,
+    pub first_byte_adaptive: AdaptiveFirstByte,
     /// Data may go there: see `UpstreamConfig::local`.
     pub local: bool,
 }
@@ -109,8 +114,7 @@ impl Policy {
                     .map(|why| format!("upstream {} disabled: {why}", u.name))
             })
             .collect();
-        if self.secrets.is_enabled() && !self.upstreams.iter().any(|u| u.local && u.is_enabled())
-        {
+        if self.secrets.is_enabled() && !self.upstreams.iter().any(|u| u.local && u.is_enabled()) {
             out.push(
                 "no enabled upstream is marked local: requests carrying a secret get 503".into(),
             );
@@ -220,6 +224,11 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             None
         };
         let responses_api = u.responses_api;
+        let hedge_after = u
+            .hedge
+            .enabled
+            .unwrap_or(!u.key_required || u.api_key.is_empty())
+            .then_some(u.hedge.after);
         upstreams.push(Upstream {
             name: u.name,
             kind: u.kind,
@@ -240,6 +249,8 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             retry: u.retry,
             breaker: u.breaker,
             health: u.health,
+            hedge_after,
+            first_byte_adaptive: u.first_byte_adaptive,
             local: u.local,
         });
     }
@@ -388,6 +399,19 @@ fn resilience_problem(u: &super::schema::UpstreamConfig) -> Option<(&'static str
         .any(|d| d.is_zero())
     {
         return Some(("timeouts", "timeouts must be longer than zero"));
+    }
+    let a = &u.first_byte_adaptive;
+    if a.enabled && (!(a.multiplier >= 1.0 && a.multiplier.is_finite()) || a.floor.is_zero()) {
+        return Some((
+            "first_byte_adaptive",
+            "first_byte_adaptive needs a multiplier of at least 1 and a floor above zero",
+        ));
+    }
+    if u.hedge.enabled != Some(false) && u.hedge.after.is_zero() {
+        return Some((
+            "hedge",
+            "hedge after must be longer than zero (or enabled: false)",
+        ));
     }
     let b = &u.breaker;
     if b.enabled && (b.consecutive_failures == 0 || b.probes == 0) {

@@ -132,3 +132,62 @@ impl Default for ClientLimits {
         }
     }
 }
+
+/// Hedging: when an attempt at this upstream has sent no first byte (for streams: no first
+/// event) after the hedge delay, the route's next upstream is asked too; the first answer
+/// wins and the other attempt is cancelled (its connection closed, nothing of it counted).
+/// The delay is the longer of `after` and the upstream's recent p95 time to first byte (of
+/// the same kind, stream or whole), so only its slowest answers are hedged.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HedgeConfig {
+    /// Default: on for upstreams that need no API key (`key_required: false`, or none given:
+    /// local servers, whose hangs it covers),
+    /// off for keyed ones (a hedge from a paid API asks the next one while paying the first).
+    pub enabled: Option<bool>,
+    #[serde(with = "humantime_serde")]
+    pub after: Duration,
+}
+
+impl Default for HedgeConfig {
+    fn default() -> Self {
+        HedgeConfig {
+            enabled: None,
+            after: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The first-byte deadline of each attempt adapts to what the upstream has shown:
+/// `multiplier` times its recent p99 time to first byte (of the same kind, stream or whole),
+/// no shorter than `floor`, no longer than `timeouts.first_byte`, which also applies until
+/// enough answers are known. A hung attempt then ends (and is retried or falls back) long
+/// before the ceiling.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptiveFirstByte {
+    pub enabled: bool,
+    pub multiplier: f64,
+    #[serde(with = "humantime_serde")]
+    pub floor: Duration,
+}
+
+impl Default for AdaptiveFirstByte {
+    fn default() -> Self {
+        AdaptiveFirstByte {
+            enabled: true,
+            multiplier: 4.0,
+            floor: Duration::from_secs(5),
+        }
+    }
+}
+
+impl AdaptiveFirstByte {
+    /// The deadline for the next attempt, given the ceiling and the recent p99.
+    pub fn deadline(&self, ceiling: Duration, p99: Option<Duration>) -> Duration {
+        match p99 {
+            Some(p) if self.enabled => p.mul_f64(self.multiplier).max(self.floor).min(ceiling),
+            _ => ceiling,
+        }
+    }
+}

@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::quality::{HoldBack, ProbeConfig, QualityGateConfig, ShadowConfig};
 use super::resilience::{
-    BreakerConfig, ClientLimits, HealthConfig, RetryBudgetConfig, RetryConfig,
+    AdaptiveFirstByte, BreakerConfig, ClientLimits, HealthConfig, HedgeConfig, RetryBudgetConfig,
+    RetryConfig,
 };
 pub use crate::routing::policy::{ClassifierConfig, RuleConfig};
 use crate::secret::Secret;
@@ -155,6 +156,10 @@ pub struct UpstreamConfig {
     /// Active health checks (off when absent).
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    #[serde(default)]
+    pub hedge: HedgeConfig,
+    #[serde(default)]
+    pub first_byte_adaptive: AdaptiveFirstByte,
     /// Runs where the data may go: requests carrying a secret, and every request of a key
     /// with `local_only`, are answered by local upstreams only.
     #[serde(default)]

@@ -49,9 +49,7 @@ impl Denied {
     /// OpenAI's error `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Denied::MissingKey | Denied::UnknownKey | Denied::AdminOnly => {
-                "invalid_request_error"
-            }
+            Denied::MissingKey | Denied::UnknownKey | Denied::AdminOnly => "invalid_request_error",
             Denied::Forbidden { .. } => "permission_error",
             Denied::RateLimited { .. } | Denied::StateUnavailable => "rate_limit_error",
             Denied::OverBudget { .. } => "insufficient_quota",
@@ -136,7 +134,10 @@ impl Caller {
 
     /// Whether the key may use the tier (by name).
     pub fn may_use_tier(&self, tier: &str) -> bool {
-        allowed(self.key.as_ref().and_then(|k| k.entry.tiers.as_deref()), tier)
+        allowed(
+            self.key.as_ref().and_then(|k| k.entry.tiers.as_deref()),
+            tier,
+        )
     }
 
     /// Whether the key may reach the upstream (by name).
@@ -204,8 +205,7 @@ mod tests {
             access,
             ..AuthConfig::default()
         };
-        Governance::compile(auth, vec![], Default::default(), Default::default(), vec![])
-            .unwrap()
+        Governance::compile(auth, vec![], Default::default(), Default::default(), vec![]).unwrap()
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -263,7 +263,10 @@ mod tests {
             may_read(&g, g.access.metrics, &alice),
             Err(Denied::AdminOnly)
         );
-        assert_eq!(may_read(&g, g.access.metrics, &none), Err(Denied::MissingKey));
+        assert_eq!(
+            may_read(&g, g.access.metrics, &none),
+            Err(Denied::MissingKey)
+        );
         assert!(may_read(&g, g.access.health, &none).is_ok());
         assert!(may_read(&g, g.access.live, &alice).is_ok());
         assert!(may_read(&g, g.access.live, &admin).is_ok());
@@ -290,9 +293,22 @@ mod tests {
             limit: "requests per minute",
             retry_after: Duration::from_secs(7),
         };
-        assert_eq!((r.status(), r.code(), r.retry_after()), (429, "rate_limit_exceeded", Some(7)));
+        assert_eq!(
+            (r.status(), r.code(), r.retry_after()),
+            (429, "rate_limit_exceeded", Some(7))
+        );
         let b = Denied::OverBudget { scope: "key" };
-        assert_eq!((b.status(), b.kind(), b.retry_after()), (429, "insufficient_quota", None));
-        assert_eq!(Denied::Forbidden { what: "tier", name: "x".into() }.status(), 403);
+        assert_eq!(
+            (b.status(), b.kind(), b.retry_after()),
+            (429, "insufficient_quota", None)
+        );
+        assert_eq!(
+            Denied::Forbidden {
+                what: "tier",
+                name: "x".into()
+            }
+            .status(),
+            403
+        );
     }
 }

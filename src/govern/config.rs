@@ -125,13 +125,16 @@ impl Governance {
         if !state.redis_url.is_empty() {
             redis::Client::open(state.redis_url.expose()).map_err(|e| {
                 let url = super::state::redis::redacted(state.redis_url.expose());
-                problem(&["state", "redis_url"], format!("state.redis_url {url}: {e}"))
+                problem(
+                    &["state", "redis_url"],
+                    format!("state.redis_url {url}: {e}"),
+                )
             })?;
         }
         let mut entries = auth.keys;
         entries.extend(file_entries);
-        let keyring = Keyring::new(entries)
-            .map_err(|e| problem(&["auth", "keys"], format!("auth: {e}")))?;
+        let keyring =
+            Keyring::new(entries).map_err(|e| problem(&["auth", "keys"], format!("auth: {e}")))?;
         let admin_key = match auth.admin_key_sha256.trim() {
             "" => None,
             hex => Some(keys::hex_hash(hex).ok_or_else(|| {
@@ -165,7 +168,10 @@ impl Governance {
             if t.budget_usd.is_some_and(|b| !b.is_finite() || b < 0.0) {
                 return Err(problem(
                     &["teams", &t.name, "budget_usd"],
-                    format!("team {}: budget_usd must be finite and not negative", t.name),
+                    format!(
+                        "team {}: budget_usd must be finite and not negative",
+                        t.name
+                    ),
                 ));
             }
             let team = Team {
@@ -198,7 +204,10 @@ impl Governance {
         if out.len() > MAX_TEAMS {
             return Err(problem(
                 &["teams"],
-                format!("{} teams: at most {MAX_TEAMS} (each is a metric label)", out.len()),
+                format!(
+                    "{} teams: at most {MAX_TEAMS} (each is a metric label)",
+                    out.len()
+                ),
             ));
         }
         Ok(Governance {
@@ -281,13 +290,22 @@ mod tests {
         );
         let p = parse("p.yaml", &text, |_| None).unwrap();
         let t = &p.governance.teams["pay"];
-        assert_eq!((t.budget_usd, t.over_budget), (Some(10.0), super::OverBudget::Downgrade));
-        assert_eq!(p.governance.state.on_failure, crate::govern::state::OnFailure::Closed);
+        assert_eq!(
+            (t.budget_usd, t.over_budget),
+            (Some(10.0), super::OverBudget::Downgrade)
+        );
+        assert_eq!(
+            p.governance.state.on_failure,
+            crate::govern::state::OnFailure::Closed
+        );
         for (bad, why) in [
             ("teams: [{ name: \"a b\" }]", "team names"),
             ("teams: [{ name: a, budget_usd: -1 }]", "budget_usd"),
             ("state: { on_failure: maybe }", "unknown variant"),
-            ("secrets: { rules: [{ name: x, pattern: \"[\" }] }", "secrets rule x"),
+            (
+                "secrets: { rules: [{ name: x, pattern: \"[\" }] }",
+                "secrets rule x",
+            ),
             ("auth: { access: { metrics: admin } }", "admin_key_sha256"),
         ] {
             let e = parse("p.yaml", &format!("{BASE}{bad}\n"), |_| None).unwrap_err();

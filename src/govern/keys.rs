@@ -148,14 +148,13 @@ impl Keyring {
             if keys.iter().any(|k| k.hash == hash) {
                 return Err(fail("the same key is listed twice"));
             }
-            if entry
-                .budget_usd
-                .is_some_and(|b| !b.is_finite() || b < 0.0)
-            {
+            if entry.budget_usd.is_some_and(|b| !b.is_finite() || b < 0.0) {
                 return Err(fail("budget_usd must be finite and not negative"));
             }
             if entry.rpm == Some(0) || entry.tpm == Some(0) {
-                return Err(fail("rpm and tpm must be at least 1 (leave them out for none)"));
+                return Err(fail(
+                    "rpm and tpm must be at least 1 (leave them out for none)",
+                ));
             }
             keys.push(Arc::new(Key { entry, hash }));
         }
@@ -240,7 +239,10 @@ mod tests {
         assert_eq!(ring.lookup("tg-aaa").unwrap().entry.name, "a");
         assert!(ring.lookup("tg-ccc").is_none());
         assert!(ring.lookup("").is_none());
-        assert!(ring.lookup(&hash_hex("tg-aaa")).is_none(), "the hash is not a key");
+        assert!(
+            ring.lookup(&hash_hex("tg-aaa")).is_none(),
+            "the hash is not a key"
+        );
     }
 
     #[test]
@@ -287,7 +289,10 @@ mod tests {
         assert_eq!(back, vec![e.clone(), e.clone()]);
         let ring = Keyring::new(vec![e.clone()]).unwrap();
         let shown = format!("{:?}", ring.lookup("tg-x").unwrap());
-        assert!(!shown.contains(&e.sha256) && shown.contains("alice"), "{shown}");
+        assert!(
+            !shown.contains(&e.sha256) && shown.contains("alice"),
+            "{shown}"
+        );
         assert!(parse_file("k.yaml", "\n").unwrap().is_empty());
         let err = parse_file("k.yaml", "- name: a\n  tema: x\n").unwrap_err();
         assert!(err.starts_with("k.yaml:2:"), "{err}");

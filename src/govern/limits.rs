@@ -45,7 +45,11 @@ impl Window {
         let ms = if curr + need > limit {
             // Not before the next minute; there, this minute's count decays in turn.
             let left = limit.saturating_sub(need) as f64;
-            let weight = if curr == 0 { 1.0 } else { (left / curr as f64).min(1.0) };
+            let weight = if curr == 0 {
+                1.0
+            } else {
+                (left / curr as f64).min(1.0)
+            };
             (WINDOW_MS - self.elapsed_ms) as f64 + (1.0 - weight) * WINDOW_MS as f64
         } else if prev == 0 {
             0.0
@@ -201,7 +205,10 @@ mod tests {
         let cfg = ReserveConfig::default();
         // 10k prompt tokens at $3/M and 1k completion tokens at $15/M: $0.045.
         assert_eq!(reservation(10_000, Some(1000), price, &cfg), 45_000);
-        assert_eq!(reservation(10_000, None, price, &cfg), to_micros(0.03 + 0.01536));
+        assert_eq!(
+            reservation(10_000, None, price, &cfg),
+            to_micros(0.03 + 0.01536)
+        );
         // 200k tokens of context and 64k max_tokens would be $1.56: capped.
         assert_eq!(reservation(200_000, Some(64_000), price, &cfg), 500_000);
         assert_eq!(to_micros(f64::NAN), 0);

@@ -91,7 +91,9 @@ impl TeamMetrics {
                 .inc_by(o.output_tokens);
         }
         if o.cost_usd > 0.0 {
-            self.cost_usd.with_label_values(&[o.team]).inc_by(o.cost_usd);
+            self.cost_usd
+                .with_label_values(&[o.team])
+                .inc_by(o.cost_usd);
         }
         if o.avoided_cost_usd > 0.0 {
             self.avoided_cost_usd
@@ -152,4 +154,3 @@ pub fn preset(m: &Metrics, policy: &crate::config::Policy) {
         m.auth_failures.with_label_values(&[reason]);
     }
 }
-

@@ -179,7 +179,11 @@ impl Governor {
             Ok((Admit::Allowed, _)) => Ok(()),
             Ok((Admit::Limited { index, retry_after }, _)) => {
                 let (limit, reason) = what.get(index).copied().unwrap_or(("rate", "rate"));
-                Err(self.deny(e.team.as_str(), reason, Denied::RateLimited { limit, retry_after }))
+                Err(self.deny(
+                    e.team.as_str(),
+                    reason,
+                    Denied::RateLimited { limit, retry_after },
+                ))
             }
             Err(_) => Err(self.deny(&e.team, "state", Denied::StateUnavailable)),
         }

@@ -48,7 +48,16 @@ async fn requests_per_minute_are_enforced_per_key() {
     gov.admit(&caller(&g, "a")).await.unwrap();
     gov.admit(&caller(&g, "a")).await.unwrap();
     let e = gov.admit(&caller(&g, "a")).await.unwrap_err();
-    assert!(matches!(e, Denied::RateLimited { limit: "requests per minute", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Denied::RateLimited {
+                limit: "requests per minute",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.retry_after().unwrap() >= 1);
     // Another key has its own (no) limit; an open caller has none.
     for _ in 0..5 {
@@ -70,7 +79,16 @@ async fn tokens_per_minute_count_what_requests_used() {
     gov.admit(&c).await.unwrap();
     gov.settle(&g, &c, None, 0, 1).await;
     let e = gov.admit(&c).await.unwrap_err();
-    assert!(matches!(e, Denied::RateLimited { limit: "tokens per minute", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Denied::RateLimited {
+                limit: "tokens per minute",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -94,13 +112,19 @@ async fn budgets_of_key_and_team_and_their_gauges() {
     // It cost $0.40: settled, $0.60 of the key's dollar is left.
     gov.settle(&g, &caller(&g, "a"), r, 400_000, 10).await;
     assert!((used() - 0.4).abs() < 1e-9, "{}", used());
-    let e = gov.reserve(&g, &caller(&g, "a"), 700_000).await.unwrap_err();
+    let e = gov
+        .reserve(&g, &caller(&g, "a"), 700_000)
+        .await
+        .unwrap_err();
     assert_eq!(e, Denied::OverBudget { scope: "key" });
     assert!(Governor::downgrades(&g, &caller(&g, "a")));
     // Key b has no budget of its own; the team's $1.50 holds it.
     let r = gov.reserve(&g, &caller(&g, "b"), 1_000_000).await.unwrap();
     assert!(r.as_ref().is_some_and(|r| r.micros() == 1_000_000));
-    let e = gov.reserve(&g, &caller(&g, "b"), 200_000).await.unwrap_err();
+    let e = gov
+        .reserve(&g, &caller(&g, "b"), 200_000)
+        .await
+        .unwrap_err();
     assert_eq!(e, Denied::OverBudget { scope: "team" });
     assert!((left() - 0.1).abs() < 1e-9, "{}", left());
     // A hang-up without settlement keeps the reservation as spent.
@@ -109,7 +133,12 @@ async fn budgets_of_key_and_team_and_their_gauges() {
     assert!((used() - 1.4).abs() < 1e-9, "{}", used());
     assert_eq!(m.team.denied.with_label_values(&["pay", "budget"]).get(), 2);
     // Nobody to charge without a key.
-    assert!(gov.reserve(&g, &Caller { key: None }, 5).await.unwrap().is_none());
+    assert!(
+        gov.reserve(&g, &Caller { key: None }, 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

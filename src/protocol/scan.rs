@@ -153,7 +153,11 @@ mod tests {
 
     #[test]
     fn a_string_cut_after_a_backslash_is_no_string() {
-        for cut in [&br#"{"content":"ab\"#[..], br#"{"content":"\"#, br#"{"content":""#] {
+        for cut in [
+            &br#"{"content":"ab\"#[..],
+            br#"{"content":"\"#,
+            br#"{"content":""#,
+        ] {
             assert_eq!(output_text_len(cut), 0);
         }
         assert_eq!(output_text_len(br#"{"content":"a\"b"}"#), 4);

@@ -215,7 +215,12 @@ pub async fn reserve(
         .iter()
         .filter(|&&u| costs(rt, u))
         .map(|&u| {
-            limits::reservation(tokens, None, rt.policy.upstreams[u].price.per_mtok(), &gov.reserve)
+            limits::reservation(
+                tokens,
+                None,
+                rt.policy.upstreams[u].price.per_mtok(),
+                &gov.reserve,
+            )
         })
         .max();
     let Some(micros) = micros else {
@@ -223,7 +228,9 @@ pub async fn reserve(
     };
     match origin.app.governor.reserve(gov, caller, micros).await {
         Ok(r) => Ok(Budget::Go(r)),
-        Err(Denied::OverBudget { .. }) if Governor::downgrades(gov, caller) => Ok(Budget::Downgrade),
+        Err(Denied::OverBudget { .. }) if Governor::downgrades(gov, caller) => {
+            Ok(Budget::Downgrade)
+        }
         Err(d) => Err(GatewayError::Denied(d)),
     }
 }
@@ -254,7 +261,14 @@ pub struct Settle {
 impl Settle {
     /// Replaces the reservation by the real cost (money spent at a local upstream is no
     /// frontier spend) and counts the tokens per minute. Off the hot path.
-    pub fn finish(self, app: &Arc<crate::app::App>, rt: &Arc<Runtime>, upstream: usize, cost_usd: f64, tokens: u64) {
+    pub fn finish(
+        self,
+        app: &Arc<crate::app::App>,
+        rt: &Arc<Runtime>,
+        upstream: usize,
+        cost_usd: f64,
+        tokens: u64,
+    ) {
         if self.caller.key.is_none() {
             return;
         }
@@ -266,7 +280,13 @@ impl Settle {
         let (governor, rt) = (app.governor.clone(), rt.clone());
         tokio::spawn(async move {
             governor
-                .settle(&rt.policy.governance, &self.caller, self.reservation, actual, tokens)
+                .settle(
+                    &rt.policy.governance,
+                    &self.caller,
+                    self.reservation,
+                    actual,
+                    tokens,
+                )
                 .await;
         });
     }

@@ -11,7 +11,12 @@
 //!    `local` repairs a local server's chat-shaped answer, or escalates it.
 //! 6. **meter**: the `Ledger` opens; from here the request is recorded whatever happens.
 //! 7. **render** (`respond`): the provider's adapter turns the answer into the client's
-//!    format, whole or streamed chunk by chunk (`stream`, `translated`).
+//!    format, whole or streamed chunk by chunk (`stream`, `translated`); chat-shaped answers
+//!    are checked off the path once complete (`quality`), a whole one that fails the tier's
+//!    `escalate_on` having been asked again of the next upstream first (a stream too, when
+//!    the tier holds streams back: `holdback`).
+//! 8. **shadow** (`shadow`): a sampled share is also asked of the frontier after the
+//!    client's answer is out, compared, and judged.
 //!
 //! An error at any step becomes a response in the client's format in one place
 //! (`GatewayError::response`), counted by `Origin::conclude` when no ledger recorded it.
@@ -19,12 +24,14 @@
 mod deadline;
 mod forward;
 mod guard;
+pub mod holdback;
 mod local;
 mod parse;
 mod plan;
 pub mod quality;
 pub mod record;
 mod respond;
+mod shadow;
 mod stream;
 mod translated;
 
@@ -101,16 +108,17 @@ async fn lifecycle(
     // 4. Plan, and reserve the budget (an exhausted one may downgrade the plan).
     let mut plan = Plan::new(rt, &decision, format, &body)?;
     guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
-    let reservation = match guard::reserve(origin, &caller, &plan.sent(), parsed.prompt_bytes()).await? {
-        guard::Budget::Go(r) => r,
-        guard::Budget::Downgrade => {
-            guard::downgrade(origin, &mut decision);
-            plan = Plan::new(rt, &decision, format, &body)?;
-            guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
-            guard::free_only(origin, &mut plan)?;
-            None
-        }
-    };
+    let reservation =
+        match guard::reserve(origin, &caller, &plan.sent(), parsed.prompt_bytes()).await? {
+            guard::Budget::Go(r) => r,
+            guard::Budget::Downgrade => {
+                guard::downgrade(origin, &mut decision);
+                plan = Plan::new(rt, &decision, format, &body)?;
+                guard::filter(origin, &caller, pin.as_ref(), &decision, &mut plan)?;
+                guard::free_only(origin, &mut plan)?;
+                None
+            }
+        };
     let settle = guard::Settle {
         caller,
         reservation,
@@ -118,6 +126,14 @@ async fn lifecycle(
     let tier_name = progress.routed(origin, &decision);
     let mut sent = plan.sent();
     quality::probe_floor(app, rt, decision.tier, &mut sent);
+    if rt.policy.tiers[decision.tier]
+        .quality
+        .quality_gate
+        .is_some()
+    {
+        let task = quality::task_of(&parsed);
+        shadow::gate(app, rt, decision.tier, origin.client, &task, &mut sent);
+    }
     if format == Format::CountTokens && sent.is_empty() {
         return estimate_tokens(origin, progress, &decision, &body);
     }
@@ -183,15 +199,16 @@ async fn lifecycle(
     };
     // 5b. Escalate a whole answer that fails the tier's `escalate_on` checks.
     let asked = Arc::new(quality::Asked::of(&parsed, chat_request));
-    let (mut fwd, escalated) = if chat_shaped && !stream {
-        let route = quality::Route {
-            tier: decision.tier,
-            order: &sent,
-            request_id,
-        };
-        quality::escalate(app, rt, route, &asked, fwd, &prepare).await?
-    } else {
-        (fwd, None)
+    // A streamed one only in the tier's opt-in hold-back, before its first byte goes out.
+    let route = quality::Route {
+        tier: decision.tier,
+        order: &sent,
+        request_id,
+    };
+    let (mut fwd, escalated) = match (chat_shaped, stream) {
+        (true, false) => quality::escalate(app, rt, route, &asked, fwd, &prepare).await?,
+        (true, true) => holdback::escalate(app, rt, route, &asked, fwd, &prepare).await?,
+        (false, _) => (fwd, None),
     };
     let answered = fwd.upstream;
 
@@ -236,6 +253,28 @@ async fn lifecycle(
     let mut resp = tag(resp, tier_name, &up.name, decision.reason);
     if let Some(from) = &escalated {
         quality::mark_escalated(&mut resp, from);
+    }
+    // 8. Shadow, once the client's whole answer is out; never for a pinned request.
+    let caller = &progress.caller;
+    let may_use = |u: usize| caller.may_use_upstream(&rt.policy.upstreams[u].name);
+    let reach = shadow::Reach {
+        pinned: pin.is_some(),
+        may_use: &may_use,
+    };
+    if format == Format::Chat
+        && let Some(job) = shadow::plan(
+            app,
+            rt,
+            decision.tier,
+            &sent,
+            answered,
+            origin.client,
+            &body,
+            &asked,
+            reach,
+        )
+    {
+        resp = resp.map(|b| shadow::after(b, job));
     }
     Ok(resp)
 }

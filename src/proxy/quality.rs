@@ -39,6 +39,8 @@ pub struct Asked {
     pub offer: Option<ToolOffer>,
     /// `feedback::conversation_key` of the conversation.
     pub conversation: Option<u64>,
+    /// The answer once checked, and whether every check passed (for shadow comparison).
+    pub outcome: std::sync::Mutex<Option<(Answer, bool)>>,
 }
 
 impl Asked {
@@ -51,15 +53,25 @@ impl Asked {
                 .unwrap_or_default(),
             offer: chat_request.and_then(|b| ToolOffer::from_request(b)),
             conversation: conv.as_ref().map(conversation_key),
+            outcome: Default::default(),
         }
     }
 
-    fn checks(&self) -> checks::Asked<'_> {
+    pub fn checks(&self) -> checks::Asked<'_> {
         checks::Asked {
             task: &self.task,
             tools: self.offer.as_ref(),
         }
     }
+}
+
+/// The user's task in the request (empty when its conversation cannot be read).
+pub fn task_of(parsed: &Parsed<'_>) -> String {
+    parsed
+        .conversation()
+        .ok()
+        .map(|c| task::extract(&c).text.into_owned())
+        .unwrap_or_default()
 }
 
 /// Runs the checks on an answer on a blocking thread and counts them: never on the path of
@@ -78,7 +90,11 @@ pub fn check_later(
     }
     tokio::task::spawn_blocking(move || {
         if let Some(a) = answer() {
-            checks::run(&asked.checks(), &a).count(&app.metrics, &tier, &upstream);
+            let report = checks::run(&asked.checks(), &a);
+            report.count(&app.metrics, &tier, &upstream);
+            if let Ok(mut o) = asked.outcome.lock() {
+                *o = Some((a, report.failed().next().is_none()));
+            }
         }
     });
 }
@@ -114,7 +130,7 @@ pub fn served(
 }
 
 /// The route's upstreams after `upstream`.
-fn rest_of(order: &[usize], upstream: usize) -> Vec<usize> {
+pub(super) fn rest_of(order: &[usize], upstream: usize) -> Vec<usize> {
     order
         .iter()
         .position(|&u| u == upstream)
@@ -127,7 +143,13 @@ fn bill_discarded(app: &App, tier: &str, up: &Upstream, body: &[u8]) {
         .ok()
         .and_then(|v| v.get("usage").cloned())
         .and_then(|u| serde_json::from_value::<Usage>(u).ok());
-    let Some(u) = usage else { return };
+    if let Some(u) = usage {
+        bill_usage(app, tier, up, &u);
+    }
+}
+
+/// Counts `u` at `up`'s prices, for an answer the client did not get.
+pub(super) fn bill_usage(app: &App, tier: &str, up: &Upstream, u: &Usage) {
     let m = &app.metrics;
     m.input_tokens
         .with_label_values(&[tier, &up.name, "reported"])
@@ -137,7 +159,7 @@ fn bill_discarded(app: &App, tier: &str, up: &Upstream, body: &[u8]) {
         .inc_by(u.completion_tokens);
     m.cost_usd
         .with_label_values(&[tier, &up.name])
-        .inc_by(super::record::cost_usd(&up.price, &u));
+        .inc_by(super::record::cost_usd(&up.price, u));
 }
 
 /// Where an escalation may go.

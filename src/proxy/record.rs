@@ -144,7 +144,9 @@ impl Ledger {
             ])
             .inc();
         let avoided = match p.reference_upstream {
-            Some(r) if source != "none" => (cost_usd(&p.upstreams[r].price, &usage) - cost).max(0.0),
+            Some(r) if source != "none" => {
+                (cost_usd(&p.upstreams[r].price, &usage) - cost).max(0.0)
+            }
             _ => 0.0,
         };
         let team = self.settle.as_ref().map_or(NO_TEAM, |s| s.caller.team());
@@ -326,7 +328,13 @@ impl Origin {
     /// every upstream failed): counted under upstream `none`, and under tier `none` when it
     /// failed before a tier was decided.
     fn rejected(&self, tier: Option<usize>, error: &GatewayError, team: &str) {
-        self.unforwarded(tier, error.status().as_u16(), Some(error.code()), None, team);
+        self.unforwarded(
+            tier,
+            error.status().as_u16(),
+            Some(error.code()),
+            None,
+            team,
+        );
     }
 
     /// Counts and logs a request no upstream answered: the error's code, or what tiergate

@@ -156,7 +156,10 @@ pub fn entropy(s: &[u8]) -> f64 {
 /// Keeps the first finding, or a blocking one over it; true when the scan can stop.
 fn keep(found: &mut Option<Finding>, f: Finding) -> bool {
     let block = f.action == Action::Block;
-    if found.as_ref().is_none_or(|old| block && old.action != Action::Block) {
+    if found
+        .as_ref()
+        .is_none_or(|old| block && old.action != Action::Block)
+    {
         *found = Some(f);
     }
     block
@@ -200,8 +203,8 @@ impl Scanner {
                 continue;
             }
             let pattern = b.pattern.replace(r"\b(", rules::START);
-            let regex = Regex::new(&format!("(?-u){pattern}"))
-                .map_err(|e| bad(b.id, e.to_string()))?;
+            let regex =
+                Regex::new(&format!("(?-u){pattern}")).map_err(|e| bad(b.id, e.to_string()))?;
             for k in b.keywords {
                 keywords.push((*k).to_string());
                 owner.push(rules.len());
@@ -210,7 +213,11 @@ impl Scanner {
                 id: b.id.into(),
                 regex,
                 lookbehind: b.lookbehind,
-                span: if b.assignment { ASSIGNMENT_SPAN } else { BUILTIN_SPAN },
+                span: if b.assignment {
+                    ASSIGNMENT_SPAN
+                } else {
+                    BUILTIN_SPAN
+                },
                 assignment: b.assignment,
                 entropy: b.entropy,
                 needs_digit: b.needs_digit,
@@ -247,7 +254,6 @@ impl Scanner {
         owner.push(usize::MAX);
         let prefilter = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostFirst)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| bad("keywords", e.to_string()))?;
         let mut allow: Vec<String> = rules::PLACEHOLDERS.iter().map(|s| s.to_string()).collect();
@@ -384,7 +390,14 @@ impl Scanner {
             .split(|&b| b == b';')
             .next()?
             .to_ascii_lowercase();
-        let binary = [&b"image/"[..], b"audio/", b"video/", b"application/pdf", b"application/zip", b"application/octet-stream"];
+        let binary = [
+            &b"image/"[..],
+            b"audio/",
+            b"video/",
+            b"application/pdf",
+            b"application/zip",
+            b"application/octet-stream",
+        ];
         if binary.iter().any(|p| mime.starts_with(p)) {
             return None;
         }

@@ -46,7 +46,10 @@ pub fn builtins() -> Vec<Builtin> {
         Builtin {
             id: "aws-secret-access-key",
             keywords: &[
-                "secret_access_key", "SECRET_ACCESS_KEY", "SecretAccessKey", "secretAccessKey",
+                "secret_access_key",
+                "SECRET_ACCESS_KEY",
+                "SecretAccessKey",
+                "secretAccessKey",
                 "secret-access-key",
             ],
             lookbehind: 8,
@@ -86,7 +89,9 @@ pub fn builtins() -> Vec<Builtin> {
         },
         Builtin {
             id: "slack-token",
-            keywords: &["xoxb-", "xoxp-", "xoxa-", "xoxe-", "xoxr-", "xoxs-", "xapp-"],
+            keywords: &[
+                "xoxb-", "xoxp-", "xoxa-", "xoxe-", "xoxr-", "xoxs-", "xapp-",
+            ],
             lookbehind: 2,
             pattern: r"\b((?:xox[bpaers](?:\.[a-z0-9]+)?|xapp)-[0-9A-Za-z\-]{10,})",
             entropy: 3.0,
@@ -185,8 +190,17 @@ pub fn builtins() -> Vec<Builtin> {
             // `API_KEY=...`, `DB_PASSWORD = "..."`: upper-case names, as `.env` files and
             // settings modules write them; a value that is a word or a reference is none.
             keywords: &[
-                "KEY=", "KEY =", "TOKEN=", "TOKEN =", "SECRET=", "SECRET =", "PASSWORD=",
-                "PASSWORD =", "PASSWD=", "PWD=", "CREDENTIALS=",
+                "KEY=",
+                "KEY =",
+                "TOKEN=",
+                "TOKEN =",
+                "SECRET=",
+                "SECRET =",
+                "PASSWORD=",
+                "PASSWORD =",
+                "PASSWD=",
+                "PWD=",
+                "CREDENTIALS=",
             ],
             lookbehind: 0,
             pattern: r#"^[ \t]*(?:\\?["'])?([^\s"'\\$<>{}()\[\],;`]{8,})(?:$|[\s"'\\;,])"#,
@@ -198,8 +212,18 @@ pub fn builtins() -> Vec<Builtin> {
             id: "connection-string",
             // scheme://user:password@host; `:\/\/` when JSON escapes the slashes.
             keywords: &[
-                "postgres:", "postgresql:", "mysql:", "mariadb:", "mongodb:", "mongodb+srv:",
-                "redis:", "rediss:", "amqp:", "amqps:", "mssql:", "sqlserver:",
+                "postgres:",
+                "postgresql:",
+                "mysql:",
+                "mariadb:",
+                "mongodb:",
+                "mongodb+srv:",
+                "redis:",
+                "rediss:",
+                "amqp:",
+                "amqps:",
+                "mssql:",
+                "sqlserver:",
             ],
             lookbehind: 0,
             pattern: r#"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver):(?:\\?/){2}[^:/@\s"'\\]*:([^@/\s"'\\]{3,})@[A-Za-z0-9.\-\[\]]+"#,
@@ -212,13 +236,31 @@ pub fn builtins() -> Vec<Builtin> {
 
 /// Parts of a secret that mark it as a placeholder, not a secret (case-insensitive).
 pub const PLACEHOLDERS: &[&str] = &[
-    "example", "xxxxx", "your", "placeholder", "changeme", "change_me", "change-me",
-    "redacted", "dummy", "sample", "replace", "insert", "<", ">", "${", "{{", "****",
-    "....", "0000000000", "1234567890", "abcdefgh",
+    "example",
+    "xxxxx",
+    "your",
+    "placeholder",
+    "changeme",
+    "change_me",
+    "change-me",
+    "redacted",
+    "dummy",
+    "sample",
+    "replace",
+    "insert",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "****",
+    "....",
+    "0000000000",
+    "1234567890",
+    "abcdefgh",
 ];
 
 /// Whole secrets that are default credentials of local development, not secrets.
 pub const STOP_WORDS: &[&str] = &[
-    "password", "passwd", "pass", "secret", "admin", "root", "postgres", "mysql", "guest",
-    "test", "user", "username",
+    "password", "passwd", "pass", "secret", "admin", "root", "postgres", "mysql", "guest", "test",
+    "user", "username",
 ];

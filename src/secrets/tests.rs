@@ -7,7 +7,9 @@ use super::*;
 /// `n` characters from `alphabet`, deterministic and high in entropy.
 fn chars(alphabet: &str, n: usize, seed: u64) -> String {
     let a = alphabet.as_bytes();
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -54,22 +56,42 @@ fn private_key() -> String {
 #[test]
 fn every_builtin_rule_finds_its_secret_in_json() {
     let cases: Vec<(&str, String)> = vec![
-        ("aws-access-key-id", format!("aws_access_key_id = AKIA{}", chars(UPPER, 16, 1))),
-        ("aws-access-key-id", format!("export AWS_ACCESS_KEY_ID=ASIA{}", chars(UPPER, 16, 2))),
+        (
+            "aws-access-key-id",
+            format!("aws_access_key_id = AKIA{}", chars(UPPER, 16, 1)),
+        ),
+        (
+            "aws-access-key-id",
+            format!("export AWS_ACCESS_KEY_ID=ASIA{}", chars(UPPER, 16, 2)),
+        ),
         (
             "aws-secret-access-key",
             format!("aws_secret_access_key = {}", chars(B64, 40, 3)),
         ),
-        ("github-token", format!("git clone https://ghp_{}@github.com/o/r", chars(ALNUM, 36, 4))),
+        (
+            "github-token",
+            format!(
+                "git clone https://ghp_{}@github.com/o/r",
+                chars(ALNUM, 36, 4)
+            ),
+        ),
         ("github-token", format!("GH=ghs_{}", chars(ALNUM, 36, 5))),
         (
             "github-fine-grained-token",
             format!("github_pat_{}_{}", chars(ALNUM, 22, 6), chars(ALNUM, 59, 7)),
         ),
-        ("gitlab-token", format!("token: glpat-{}", chars(B64URL, 20, 8))),
+        (
+            "gitlab-token",
+            format!("token: glpat-{}", chars(B64URL, 20, 8)),
+        ),
         (
             "slack-token",
-            format!("xoxb-{}-{}-{}", chars("0123456789", 11, 9), chars("0123456789", 12, 10), chars(ALNUM, 24, 11)),
+            format!(
+                "xoxb-{}-{}-{}",
+                chars("0123456789", 11, 9),
+                chars("0123456789", 12, 10),
+                chars(ALNUM, 24, 11)
+            ),
         ),
         (
             "slack-webhook",
@@ -80,11 +102,32 @@ fn every_builtin_rule_finds_its_secret_in_json() {
                 chars(ALNUM, 24, 14)
             ),
         ),
-        ("stripe-secret-key", format!("stripe.api_key = \"sk_live_{}\"", chars(ALNUM, 24, 15))),
-        ("google-api-key", format!("key=AIza{}&q=x", chars(B64URL, 35, 16))),
-        ("npm-token", format!("//registry.npmjs.org/:_authToken=npm_{}", chars(ALNUM, 36, 17))),
-        ("pypi-token", format!("password = pypi-AgEIcHlwaS5vcmc{}", chars(B64URL, 60, 18))),
-        ("openai-api-key", format!("client = OpenAI(api_key=\"sk-proj-{}\")", chars(B64URL, 48, 19))),
+        (
+            "stripe-secret-key",
+            format!("stripe.api_key = \"sk_live_{}\"", chars(ALNUM, 24, 15)),
+        ),
+        (
+            "google-api-key",
+            format!("key=AIza{}&q=x", chars(B64URL, 35, 16)),
+        ),
+        (
+            "npm-token",
+            format!(
+                "//registry.npmjs.org/:_authToken=npm_{}",
+                chars(ALNUM, 36, 17)
+            ),
+        ),
+        (
+            "pypi-token",
+            format!("password = pypi-AgEIcHlwaS5vcmc{}", chars(B64URL, 60, 18)),
+        ),
+        (
+            "openai-api-key",
+            format!(
+                "client = OpenAI(api_key=\"sk-proj-{}\")",
+                chars(B64URL, 48, 19)
+            ),
+        ),
         (
             "anthropic-api-key",
             format!("ANTHROPIC=sk-ant-api03-{}", chars(B64URL, 93, 20)),
@@ -99,13 +142,28 @@ fn every_builtin_rule_finds_its_secret_in_json() {
                 chars(B64URL, 43, 23)
             ),
         ),
-        ("env-assignment", format!("cat .env\nDATABASE_PASSWORD={}\nDEBUG=1", chars(ALNUM, 20, 24))),
-        ("env-assignment", format!("STRIPE_WEBHOOK_SECRET = \"whsec{}\"", chars(ALNUM, 24, 25))),
+        (
+            "env-assignment",
+            format!(
+                "cat .env\nDATABASE_PASSWORD={}\nDEBUG=1",
+                chars(ALNUM, 20, 24)
+            ),
+        ),
+        (
+            "env-assignment",
+            format!("STRIPE_WEBHOOK_SECRET = \"whsec{}\"", chars(ALNUM, 24, 25)),
+        ),
         (
             "connection-string",
-            format!("DATABASE_URL is postgres://app:{}@db.internal:5432/app", chars(ALNUM, 16, 26)),
+            format!(
+                "DATABASE_URL is postgres://app:{}@db.internal:5432/app",
+                chars(ALNUM, 16, 26)
+            ),
         ),
-        ("connection-string", "mongodb+srv://svc:S3cure!pw@cluster0.example.net/x".to_string()),
+        (
+            "connection-string",
+            "mongodb+srv://svc:S3cure!pw@cluster0.example.net/x".to_string(),
+        ),
     ];
     for (rule, text) in cases {
         assert_eq!(rule_of(&text).as_deref(), Some(rule), "{text}");
@@ -189,13 +247,21 @@ rules:
     let s = Scanner::new(&config).unwrap();
     let f = s.scan(&request("token acme_0123456789abcdef")).unwrap();
     assert_eq!((f.rule.as_ref(), f.action), ("acme-token", Action::Block));
-    assert_eq!(s.scan(&request("badge EMP-123456")).unwrap().rule.as_ref(), "employee-id");
+    assert_eq!(
+        s.scan(&request("badge EMP-123456")).unwrap().rule.as_ref(),
+        "employee-id"
+    );
     // A block wins over a local finding in the same request.
     let both = format!("ghp_{} and acme_0123456789abcdef", chars(ALNUM, 36, 32));
     assert_eq!(s.scan(&request(&both)).unwrap().action, Action::Block);
     let fake = format!("ghp_FAKE{}", chars(ALNUM, 32, 33));
     assert_eq!(s.scan(&request(&fake)), None);
-    let jwt = format!("eyJ{}.eyJ{}.{}", chars(B64URL, 20, 34), chars(B64URL, 20, 35), chars(B64URL, 20, 36));
+    let jwt = format!(
+        "eyJ{}.eyJ{}.{}",
+        chars(B64URL, 20, 34),
+        chars(B64URL, 20, 35),
+        chars(B64URL, 20, 36)
+    );
     assert_eq!(s.scan(&request(&jwt)), None, "disabled");
     assert!(s.rule_ids().any(|r| r == "acme-token"));
 
@@ -207,12 +273,20 @@ rules:
     assert_eq!(off.scan(&request(&private_key())), None);
 
     let bad: SecretsConfig = serde_yaml::from_str("rules: [{name: x, pattern: \"(\"}]").unwrap();
-    assert!(Scanner::new(&bad).unwrap_err().to_string().contains("secrets rule x"));
+    assert!(
+        Scanner::new(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("secrets rule x")
+    );
 }
 
 #[test]
 fn recorded_agent_requests_carry_no_secret() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clients/recorded");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/clients/recorded"
+    );
     let s = scanner();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

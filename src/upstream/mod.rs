@@ -7,6 +7,7 @@ mod client;
 pub mod health;
 mod runtime;
 pub mod state;
+pub mod ttfb;
 
 pub use client::{HttpClient, UpstreamRuntime, build, inherit};
 pub use runtime::Runtime;

@@ -39,6 +39,8 @@ pub struct UpstreamState {
     epoch: Instant,
     /// Requests waiting for a concurrency slot.
     pub queued: AtomicUsize,
+    /// Recent times to first byte: the hedge delay and the adaptive first-byte deadline.
+    pub ttfb: super::ttfb::Ttfb,
 }
 
 const CLOSED: u8 = 0;
@@ -67,6 +69,7 @@ impl UpstreamState {
             last_sample_ms: AtomicU64::new(0),
             epoch: now,
             queued: AtomicUsize::new(0),
+            ttfb: Default::default(),
         }
     }
 

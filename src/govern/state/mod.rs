@@ -58,7 +58,10 @@ impl RateCheck {
 pub enum Admit {
     Allowed,
     /// `checks[index]` is over its limit; nothing was counted.
-    Limited { index: usize, retry_after: Duration },
+    Limited {
+        index: usize,
+        retry_after: Duration,
+    },
 }
 
 /// One budget a reservation must fit under: the month's counter and its limit, micro-USD.
@@ -272,7 +275,11 @@ impl State {
 
     /// Runs `op` on Redis (or memory when there is no Redis); on a Redis failure, on the
     /// local store when failing open.
-    pub async fn run<'a, T, F, Fut, L>(&'a self, op: F, local: L) -> Result<(T, Served), Unavailable>
+    pub async fn run<'a, T, F, Fut, L>(
+        &'a self,
+        op: F,
+        local: L,
+    ) -> Result<(T, Served), Unavailable>
     where
         F: FnOnce(&'a RedisStore) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,

@@ -203,13 +203,11 @@ impl RedisStore {
         }
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("MGET").arg(keys).to_owned();
-        let got = tokio::time::timeout(
-            self.timeout,
-            cmd.query_async::<Vec<Option<i64>>>(&mut conn),
-        )
-        .await
-        .map_err(|_| StoreError(format!("no answer within {:?}", self.timeout)))?
-        .map_err(|e| StoreError(e.to_string()))?;
+        let got =
+            tokio::time::timeout(self.timeout, cmd.query_async::<Vec<Option<i64>>>(&mut conn))
+                .await
+                .map_err(|_| StoreError(format!("no answer within {:?}", self.timeout)))?
+                .map_err(|e| StoreError(e.to_string()))?;
         Ok(got.into_iter().map(|v| v.unwrap_or(0)).collect())
     }
 }

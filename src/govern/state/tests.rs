@@ -143,10 +143,7 @@ async fn the_last_dollar_is_spent_once(stores: &[&impl Store]) {
         .filter(|r| matches!(r, Reserve::Reserved { .. }))
         .count();
     assert_eq!(won, 10, "{results:?}");
-    assert_eq!(
-        stores[0].spent(&[key], T0).await.unwrap(),
-        vec![10_000_000]
-    );
+    assert_eq!(stores[0].spent(&[key], T0).await.unwrap(), vec![10_000_000]);
 }
 
 #[tokio::test]
@@ -242,9 +239,7 @@ async fn unreachable_redis_fails_open_into_local_counts() {
 async fn unreachable_redis_fails_closed() {
     let (state, up) = dead_redis(OnFailure::Closed);
     let started = Instant::now();
-    let out = state
-        .run(|r| r.spent(&[], T0), |m| m.spent(&[], T0))
-        .await;
+    let out = state.run(|r| r.spent(&[], T0), |m| m.spent(&[], T0)).await;
     // An empty MGET is answered without Redis; a real one is not.
     assert!(out.is_ok());
     let keys = ["k".to_string()];
@@ -253,7 +248,10 @@ async fn unreachable_redis_fails_closed() {
         .await;
     assert!(out.is_err());
     assert_eq!(up.get(), 0);
-    assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the timeout"
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,21 @@ pub async fn ask(
         "temperature": 0,
         "stream": false,
     });
+    send(up, rt, chat).await
+}
+
+/// Sends a non-streamed chat request body (its `model` and `stream` set here) to `up`.
+pub async fn send(up: &Upstream, rt: &UpstreamRuntime, mut chat: Value) -> Result<Reply, String> {
+    if let Some(o) = chat.as_object_mut() {
+        o.insert("model".into(), Value::from(up.model.as_str()));
+        o.insert("stream".into(), Value::Bool(false));
+        o.remove("stream_options");
+    }
+    let max_tokens = chat
+        .get("max_tokens")
+        .or_else(|| chat.get("max_completion_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(up.default_max_tokens);
     let (uri, body) = match up.kind {
         UpstreamKind::Openai => (rt.uris.chat.clone(), chat.to_string()),
         UpstreamKind::Anthropic => {

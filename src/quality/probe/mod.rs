@@ -3,7 +3,7 @@
 //! under python3, SQL under python3's sqlite3, JavaScript under node, Bash, pages in headless
 //! Chromium. Results as a table or as JSON Lines (the contract's line format).
 
-mod ask;
+pub mod ask;
 pub mod browser;
 pub mod exec;
 pub mod judge;

@@ -1,25 +1,7 @@
-//! Sending a request to the upstreams of its route until one answers.
-//!
-//! For each upstream of the route, in order:
-//! 1. Skip it when its circuit is open or its health check fails, or (not the last one)
-//!    when it is slower than its `latency_target`: spill-over.
-//! 2. Take a concurrency slot. A saturated upstream that is not the last passes the request
-//!    on; the last one queues it, for at most its first-byte timeout and behind at most
-//!    `max_queue` others (one more gets 503).
-//! 3. Send. A connection error, no response head within `first_byte`, a 429, a 5xx, or a
-//!    stream that ends or breaks before its first event is a failure; anything else (4xx
-//!    included) is the answer. A stream's first event is read here, so that everything up
-//!    to it can still be retried: the client has seen no byte yet.
-//! 4. On a failure, retry the same upstream when its policy allows (`retry.attempts`), the
-//!    upstream's retry budget has a token, its circuit did not open, and the retry fits in
-//!    its `total` timeout; wait a jittered exponential backoff first, or a 429's
-//!    `retry-after` (a longer one than `max_retry_after` means: do not retry). Otherwise
-//!    fall back to the next upstream. Retries are for the same upstream only; falling back
-//!    costs no budget, since it sends the load elsewhere.
-//!
-//! Once an answer is returned nothing is retried: the client may have bytes of it. Its body
-//! runs under the upstream's idle (streams only) and total timeouts (`deadline`).
+//! Everything that happens at one upstream for one request: spill-over, a concurrency slot,
+//! attempts and retries (the steps 1-4 of `forward`).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,15 +10,16 @@ use http_body_util::{BodyExt, Full};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::deadline::{Deadline, StreamFault};
-use super::describe;
+use super::{Failure, Forwarded, Outgoing};
 use crate::app::App;
 use crate::config::Upstream;
-use crate::error::{GatewayError, UpstreamFailure};
+use crate::error::UpstreamFailure;
 use crate::http::Body;
 use crate::metrics::InFlight;
-pub use crate::provider::Outgoing;
+use crate::proxy::deadline::{Deadline, StreamFault};
+use crate::proxy::describe;
 use crate::upstream::breaker::Admit;
+use crate::upstream::ttfb::Kind;
 use crate::upstream::{Runtime, UpstreamRuntime};
 
 /// Counts and logs a circuit change.
@@ -44,57 +27,29 @@ fn note(app: &App, upstream: &str, t: Option<crate::upstream::state::Transition>
     crate::upstream::health::note(&app.metrics, &app.runtime.load(), upstream, t);
 }
 
-/// A response head from an upstream, with the permit that holds its concurrency slot.
-pub struct Forwarded {
-    pub upstream: usize,
-    pub response: Response<Body>,
-    pub permit: OwnedSemaphorePermit,
-    /// Holds the upstream's in-flight gauge up while its answer is being read; moves into
-    /// the ledger.
-    pub in_flight: Option<InFlight>,
-    /// When the first attempt was sent.
-    pub first_sent: std::time::Instant,
+/// What every attempt of one request shares.
+pub struct Ctx<'a, P> {
+    pub app: &'a App,
+    pub rt: &'a Runtime,
+    pub request_id: &'a str,
+    pub kind: Kind,
+    /// When the first attempt was sent (for the answer's total timeout and duration).
+    pub first_sent: &'a OnceLock<std::time::Instant>,
+    pub prepare: &'a P,
 }
 
-type Failure = (UpstreamFailure, String);
+/// This attempt's first-byte deadline at `up` (see `AdaptiveFirstByte`).
+pub fn first_byte(up: &Upstream, run: &UpstreamRuntime, kind: Kind) -> Duration {
+    up.first_byte_adaptive
+        .deadline(up.timeouts.first_byte, run.state.ttfb.p99(kind))
+}
 
-/// Tries the upstreams of `order`, in order (`tier` names the route in errors).
-pub async fn forward_to(
-    app: &App,
-    rt: &Runtime,
-    tier: usize,
-    order: &[usize],
-    request_id: &str,
-    prepare: impl Fn(&Upstream, &UpstreamRuntime) -> Outgoing,
-) -> Result<Forwarded, GatewayError> {
-    let tier_name = &rt.policy.tiers[tier].name;
-    if order.is_empty() {
-        return Err(GatewayError::NoUpstream(tier_name.clone()));
-    }
-    let m = &app.metrics;
-    let mut first_sent = None;
-    let mut last: Option<Failure> = None;
-    let mut from: Option<usize> = None;
-    for (i, &u) in order.iter().enumerate() {
-        let up = &rt.policy.upstreams[u];
-        if let (Some((why, _)), Some(f)) = (&last, from) {
-            m.fallbacks
-                .with_label_values(&[&rt.policy.upstreams[f].name, &up.name, why.label()])
-                .inc();
-        }
-        from = Some(u);
-        let is_last = i + 1 == order.len();
-        match attempt_upstream(app, rt, u, is_last, request_id, &mut first_sent, &prepare).await {
-            Ok(f) => return Ok(f),
-            Err(failure) => last = Some(failure),
-        }
-    }
-    let (kind, detail) = last.unwrap_or((UpstreamFailure::Connect, "no attempt was made".into()));
-    Err(GatewayError::UpstreamFailed {
-        tier: tier_name.clone(),
-        detail,
-        kind,
-    })
+/// How long an attempt at `up` may go without a first byte before the next upstream is
+/// asked too; None: `up` does not hedge.
+pub fn hedge_delay(up: &Upstream, run: &UpstreamRuntime, kind: Kind) -> Option<Duration> {
+    let after = up.hedge_after?;
+    let delay = run.state.ttfb.p95(kind).map_or(after, |p| p.max(after));
+    Some(delay.min(first_byte(up, run, kind)))
 }
 
 fn fail(app: &App, up: &Upstream, kind: UpstreamFailure, detail: String) -> Failure {
@@ -155,17 +110,15 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
-/// Everything that happens at one upstream: spill-over, slot, attempts and retries.
-#[allow(clippy::too_many_arguments)]
-async fn attempt_upstream(
-    app: &App,
-    rt: &Runtime,
+/// Everything that happens at upstream `u`: spill-over, slot, attempts and retries.
+/// `prepared` is its first attempt's request when the caller built it already.
+pub async fn attempt_upstream<P: Fn(&Upstream, &UpstreamRuntime) -> Outgoing>(
+    cx: &Ctx<'_, P>,
     u: usize,
     is_last: bool,
-    request_id: &str,
-    first_sent: &mut Option<std::time::Instant>,
-    prepare: &impl Fn(&Upstream, &UpstreamRuntime) -> Outgoing,
+    mut prepared: Option<Outgoing>,
 ) -> Result<Forwarded, Failure> {
+    let (app, rt, request_id) = (cx.app, cx.rt, cx.request_id);
     let up = &rt.policy.upstreams[u];
     let run = &rt.upstreams[u];
     let m = &app.metrics;
@@ -200,7 +153,7 @@ async fn attempt_upstream(
         if attempt == 0 {
             run.state.count_request();
         }
-        let out = prepare(up, run);
+        let out = prepared.take().unwrap_or_else(|| (cx.prepare)(up, run));
         let mut req = Request::post(out.uri)
             .header(
                 header::CONTENT_TYPE,
@@ -217,11 +170,12 @@ async fn attempt_upstream(
         }
         let in_flight = InFlight::new(m.upstream_in_flight.with_label_values(&[&up.name]));
         let sent = Instant::now();
-        let first = *first_sent.get_or_insert_with(std::time::Instant::now);
-        match send(up, run, req, sent).await {
-            Ok(response) => {
+        let first = *cx.first_sent.get_or_init(std::time::Instant::now);
+        match send(up, run, req, sent, cx.kind).await {
+            Ok((response, ttfb)) => {
                 note(app, &up.name, run.state.record(&up.breaker, true, probe));
-                run.state.observe_latency(sent.elapsed());
+                run.state.observe_latency(ttfb);
+                run.state.ttfb.record(cx.kind, ttfb);
                 return Ok(Forwarded {
                     upstream: u,
                     response,
@@ -262,16 +216,44 @@ async fn attempt_upstream(
 
 type SendError = (UpstreamFailure, String, Option<Duration>);
 
-/// One attempt: the response head and, for a stream, its first event.
+/// How often a waiting attempt looks at its deadline again.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// `fut`, unless the first-byte deadline (counted from `sent`) passes first: then Err with
+/// the deadline. The deadline is looked at again while waiting, so that an attempt sent
+/// before the upstream's first answers were known (its deadline then the ceiling) ends as
+/// soon as they show it hung, not at the ceiling.
+async fn by_first_byte<F: std::future::Future>(
+    up: &Upstream,
+    run: &UpstreamRuntime,
+    kind: Kind,
+    sent: Instant,
+    fut: F,
+) -> Result<F::Output, Duration> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let fb = first_byte(up, run, kind);
+        let at = sent + fb;
+        match tokio::time::timeout_at(at.min(Instant::now() + RECHECK), &mut fut).await {
+            Ok(v) => return Ok(v),
+            Err(_) if Instant::now() >= at => return Err(fb),
+            Err(_) => {}
+        }
+    }
+}
+
+/// One attempt: the response head and, for a stream, its first event; a whole answer is
+/// read to its end here, so that one broken off can still go elsewhere. Also gives the
+/// time to first byte (head, or first event).
 async fn send(
     up: &Upstream,
     run: &UpstreamRuntime,
     req: Request<Full<Bytes>>,
     sent: Instant,
-) -> Result<Response<Body>, SendError> {
-    let fb = up.timeouts.first_byte;
-    let resp = match tokio::time::timeout(fb, run.client.request(req)).await {
-        Err(_) => {
+    kind: Kind,
+) -> Result<(Response<Body>, Duration), SendError> {
+    let resp = match by_first_byte(up, run, kind, sent, run.client.request(req)).await {
+        Err(fb) => {
             let d = format!("{} sent no response within {fb:?}", up.name);
             return Err((UpstreamFailure::Timeout, d, None));
         }
@@ -302,11 +284,31 @@ async fn send(
         up.timeouts.total,
         sent,
     );
-    if sse && status.is_success() {
-        let left = fb.saturating_sub(sent.elapsed());
+    let head = sent.elapsed();
+    if !sse {
+        return match body.collect().await {
+            Ok(c) => Ok((
+                Response::from_parts(
+                    parts,
+                    Full::new(c.to_bytes())
+                        .map_err(|e| match e {})
+                        .boxed_unsync(),
+                ),
+                head,
+            )),
+            Err(e) => {
+                let kind = match e.downcast_ref::<StreamFault>() {
+                    Some(StreamFault::Total(_)) => UpstreamFailure::Timeout,
+                    _ => UpstreamFailure::Broken,
+                };
+                Err((kind, format!("{}: {e}", up.name), None))
+            }
+        };
+    }
+    if status.is_success() {
         let broken = |d: String| Err((UpstreamFailure::Broken, d, None));
-        match tokio::time::timeout(left, body.first_event()).await {
-            Err(_) => {
+        match by_first_byte(up, run, kind, sent, body.first_event()).await {
+            Err(fb) => {
                 let d = format!("{} sent no event within {fb:?}", up.name);
                 return Err((UpstreamFailure::Timeout, d, None));
             }
@@ -323,7 +325,10 @@ async fn send(
             Ok(Ok(true)) => {}
         }
     }
-    Ok(Response::from_parts(parts, body.boxed_unsync()))
+    Ok((
+        Response::from_parts(parts, body.boxed_unsync()),
+        sent.elapsed(),
+    ))
 }
 
 /// How long to wait before retrying after `attempt` (0-based) failed, or None: do not.
