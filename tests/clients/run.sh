@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of real coding agents through tiergate.
 #
-#   tests/clients/run.sh [CLIENT...]          one test per client (default: all six)
+#   tests/clients/run.sh [CLIENT...]          one test per client (default: all of ALL)
 #   tests/clients/run.sh --record [CLIENT...] record each client's first requests (T1, T2)
 #                                             straight to the mock, text-only answers
 #
@@ -25,7 +25,9 @@ BIN="${TIERGATE_BIN:-$ROOT/target/debug/tiergate}"
 CLIENT_TIMEOUT="${CLIENT_TIMEOUT:-120}"
 # `NAME@frontier`: the same agent with the header `x-tiergate-tier: architecture`, so its
 # requests take the Anthropic route (passthrough for claude-code, chained for codex).
-ALL=(codex claude-code opencode cline continue aider codex@frontier claude-code@frontier)
+# `codex@keys`: the gateway with a keys file and codex with a virtual key from `tiergate keys
+# new`; then the same agent with a wrong key must get a 401 and reach no upstream.
+ALL=(codex claude-code opencode cline continue aider codex@frontier claude-code@frontier codex@keys)
 
 if [ -z "${TIERGATE_IN_NETNS:-}" ]; then
     export TIERGATE_IN_NETNS=1
@@ -119,6 +121,10 @@ tiers:
   - name: architecture
     upstreams: [frontier]
 EOF
+    if [ -n "${KEYS_FILE:-}" ]; then
+        printf 'auth:\n  keys_file: %s\n  access: { metrics: open, health: open, live: open }\n' \
+            "$KEYS_FILE" >>"$dir/policy.yaml"
+    fi
     RUST_LOG=info "$BIN" serve --policy "$dir/policy.yaml" >"$dir/gateway.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 100); do
@@ -146,7 +152,7 @@ env_key = "TIERGATE_API_KEY"
 wire_api = "responses"
 $headers
 EOF
-    export TIERGATE_API_KEY=unused
+    export TIERGATE_API_KEY="${CLIENT_KEY:-unused}"
 }
 run_codex() { codex exec --skip-git-repo-check --sandbox workspace-write "$1"; }
 
@@ -285,12 +291,18 @@ record() {
 test_client() {
     local name=$1 c=${1%@*} dir="$WORK/$1" t0=$SECONDS
     local tier=primitive upstream=local path=/v1/chat/completions
-    TIER_HEADER=""
-    if [ "$name" != "$c" ]; then
-        TIER_HEADER=architecture tier=architecture upstream=frontier path=/v1/messages
-    fi
-    export TIER_HEADER
+    TIER_HEADER="" KEYS_FILE="" CLIENT_KEY=""
     mkdir -p "$dir"
+    case "$name" in
+    *@frontier) TIER_HEADER=architecture tier=architecture upstream=frontier path=/v1/messages ;;
+    *@keys)
+        "$BIN" keys new --name "$c" --team agents --rpm 600 >"$dir/new-key" || return 1
+        CLIENT_KEY=$(head -n 1 "$dir/new-key")
+        KEYS_FILE="$dir/keys.yaml"
+        tail -n +2 "$dir/new-key" >"$KEYS_FILE"
+        ;;
+    esac
+    export TIER_HEADER KEYS_FILE CLIENT_KEY
     scratch "$dir"
     script_for "$c" "$dir/project" >"$dir/script.json"
     start_mock "$dir" "$dir/script.json" || return 1
@@ -313,6 +325,7 @@ test_client() {
     elif [ "$via_local" -lt $min ] || [ "$via_local" != "$total" ]; then
         why="$via_local of $total requests reached $tier/$upstream as client $c"
     elif [ "$chat_seen" != "$total" ]; then why="the local mock saw $chat_seen of $total requests"
+    elif [ -n "$CLIENT_KEY" ]; then why=$(wrong_key "$c" "$dir")
     fi
     if [ -z "$why" ]; then
         echo "ok: $name ($((SECONDS - t0)) s, $via_local requests via $tier/$upstream)"
@@ -326,6 +339,25 @@ import json, sys
 for l in open(sys.argv[1]):
     r = json.loads(l); print(r["method"], r["path"], r["user_agent"])' "$dir/requests.jsonl" 2>/dev/null | tail -10
     return 1
+}
+
+# After a run with a good key: the same agent with a wrong one gets a 401, writes nothing and
+# reaches no upstream; neither key is in the gateway's log. Prints why not, or nothing.
+wrong_key() { # CLIENT DIR
+    local c=$1 dir=$2 seen before good=$CLIENT_KEY
+    before=$(wc -l <"$dir/requests.jsonl")
+    cp "$dir/client.out" "$dir/client-good-key.out"
+    scratch "$dir"
+    CLIENT_KEY="tg-wrong-key-$RANDOM$RANDOM" CLIENT_TIMEOUT=60 run_client "$c" "$dir" "$TASK"
+    local rc=$?
+    seen=$(wc -l <"$dir/requests.jsonl")
+    if [ $rc -eq 0 ]; then echo "with a wrong key the agent exited 0"
+    elif [ -e "$dir/project/hello.txt" ]; then echo "with a wrong key the agent wrote hello.txt"
+    elif [ "$seen" != "$before" ]; then echo "with a wrong key $((seen - before)) requests reached the mock"
+    elif ! grep -q 'status=401 error="invalid_api_key"' "$dir/gateway.log"; then echo "no 401 in the gateway's log"
+    elif ! grep -q "401" "$dir/client.out"; then echo "the agent did not report the 401"
+    elif grep -q -e "$good" -e "tg-wrong-key" "$dir/gateway.log"; then echo "a key reached the gateway's log"
+    fi
 }
 
 passed=0
