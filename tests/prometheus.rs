@@ -238,6 +238,10 @@ async fn drive_traffic(gw: &Gateway) {
             assert_eq!(status, 204);
         }
     }
+    // Classified (model auto): the classifier's score and band families get samples.
+    let body = chat_body("auto", "write a function that parses dates", false);
+    let (status, _, _) = common::post(&url, body.to_string(), &[]).await;
+    assert_eq!(status, 200, "auto");
     let (status, _, _) = common::post(&url, chat_body("flaky", "hi", false).to_string(), &[]).await;
     assert_eq!(status, 200, "the flaky tier falls back to openai");
     let (status, _, _) =
