@@ -13,7 +13,7 @@ use crate::config::Policy;
 pub struct QualityStats {
     /// One per tier and upstream whose answers were checked.
     pub checks: Vec<CheckStats>,
-    /// Escalations by reason (the check that failed, or `tool_call_unrepaired`).
+    /// Escalations by reason (the check that failed, or `unrepaired_tool_call`).
     pub escalations: BTreeMap<String, u64>,
     pub feedback: FeedbackStats,
     /// One per tier with shadow comparisons.
