@@ -521,7 +521,7 @@ impl Metrics {
         crate::govern::metrics::preset(self, policy);
         self.classifier
             .preset(policy.tiers.iter().map(|t| t.name.as_str()));
-        self.quality.preset(policy);
+        self.quality.preset(self, policy);
         const FAILURES: &[&str] = &[
             "connect",
             "timeout",
