@@ -516,7 +516,7 @@ impl Metrics {
 
     pub fn preset(&self, policy: &crate::config::Policy) {
         crate::govern::metrics::preset(self, policy);
-        self.quality.preset(policy);
+        self.quality.preset(self, policy);
         const FAILURES: &[&str] = &[
             "connect",
             "timeout",
