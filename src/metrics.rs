@@ -67,6 +67,8 @@ pub struct Metrics {
     /// Governance: the team label comes from the policy (its teams and its keys' teams) or
     /// is `none` for requests without a key; never a key or a key's name.
     pub team: crate::govern::metrics::TeamMetrics,
+    /// Quality families kept apart (hold-back, ...).
+    pub quality: crate::quality::metrics::QualityMetrics,
     /// rule, action (local | block)
     pub secrets: IntCounterVec,
     /// 1 while the state store (Redis, or memory) answers; 0 while failing.
@@ -362,6 +364,7 @@ impl Metrics {
                 &["upstream", "outcome"],
             ),
             team: crate::govern::metrics::TeamMetrics::new(&r),
+            quality: crate::quality::metrics::QualityMetrics::new(&r),
             secrets: counter(
                 &r,
                 "tiergate_secrets_total",
@@ -513,6 +516,7 @@ impl Metrics {
 
     pub fn preset(&self, policy: &crate::config::Policy) {
         crate::govern::metrics::preset(self, policy);
+        self.quality.preset(self, policy);
         const FAILURES: &[&str] = &[
             "connect",
             "timeout",

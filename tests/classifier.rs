@@ -148,6 +148,32 @@ const TABLE: &[(&str, &str)] = &[
         "Design a URL shortener like bit.ly that serves millions of users.",
         "architecture",
     ),
+    // Where the code lives (LABELING.md case 2), written for this table: a named project's
+    // issue is architecture, a question about a library's API or a bug in pasted code is not.
+    (
+        "quillstack/quill-sync#2214: sync stops after the laptop wakes from sleep",
+        "architecture",
+    ),
+    (
+        "lumen-cli v0.9.2: crashes on startup when HOME has a space in it",
+        "architecture",
+    ),
+    (
+        "paperboat: add support for exporting boards as PDF",
+        "architecture",
+    ),
+    (
+        "serde 1.0: how do I rename every field to camelCase when deserialising?",
+        "primitive",
+    ),
+    (
+        "How do I read a gzip file line by line in Python?",
+        "primitive",
+    ),
+    (
+        "This function returns the wrong total when the list is empty, fix it:\n\n```python\ndef total(xs):\n    return sum(xs) / len(xs)\n```",
+        "primitive",
+    ),
 ];
 
 fn classify_prompt(policy: &Policy, prompt: &str) -> (String, Classification) {
@@ -225,10 +251,23 @@ fn policy_rules_weigh_and_override() {
             + 1,
         "{e}"
     );
-    // The bias leans every decision.
+    // The bias leans every decision: it is added to every logit, and tips a clear one over.
     let biased = base.replace("  bias: 0.0\n", "  bias: 9.0\n");
     let policy = config::parse("biased", &biased, no_env).unwrap();
-    assert_eq!(classify_prompt(&policy, TABLE[0].0).0, "architecture");
+    let plain = default_policy();
+    let logit = |p: &Policy, t: &str| {
+        classifier::explain(&Conversation::from_prompt(t, false), &p.classifier).logit
+    };
+    for (t, _) in TABLE {
+        assert!(
+            (logit(&policy, t) - logit(&plain, t) - 9.0).abs() < 1e-9,
+            "{t}"
+        );
+    }
+    assert_eq!(
+        classify_prompt(&policy, "Convert this JS function to TypeScript").0,
+        "architecture"
+    );
 }
 
 #[test]
@@ -294,7 +333,10 @@ fn multi_component_apps_get_the_rules_evidence() {
         )
         .contributions
         .iter()
-        .any(|(n, w)| n == "multi-component application" && *w == classifier::MULTI_COMPONENT_APP)
+        .any(|(n, w)| {
+            n == "multi-component application"
+                && *w == tiergate::routing::priors::MULTI_COMPONENT_APP
+        })
     };
     for p in [
         "Create a todo app where each user logs in and their tasks are saved in a database.",
@@ -349,14 +391,37 @@ fn blind_prompts_from_sources_not_in_dev_meet_the_outside_bar() {
     }
 }
 
-/// Leave-one-source-out on dev, bare and in every wrapping (see the floors below).
+fn rows(file: &str) -> Vec<eval::Row> {
+    eval::parse_rows(&std::fs::read_to_string(format!("{FIXTURES}/routing/{file}")).unwrap())
+        .unwrap()
+}
+
+/// 174 rows collected and written before any classifier ran on them, from sources and
+/// repositories in no other fixture (tests/fixtures/routing/SOURCES.md). First measured with
+/// the shipped model trained on dev.jsonl + dev2.jsonl: accuracy 0.879, architecture recall
+/// 0.828, the same in every wrapping (the model before it: 0.787 / 0.736). Nothing was tuned
+/// on its rows; the floors hold that figure.
+#[test]
+fn the_blind_set_holds_its_first_measured_figure_in_every_wrapping() {
+    let rows = rows("blind2.jsonl");
+    assert_eq!(rows.len(), 174);
+    let policy = default_policy();
+    let bare = eval::resubstitution(&rows, &policy.classifier, wrap::Wrapping::Bare);
+    for &w in wrap::ALL {
+        let r = eval::resubstitution(&rows, &policy.classifier, w);
+        assert!(r.overall.accuracy() >= 0.87, "{}", r.render(w.name()));
+        assert!(r.overall.arch_recall() >= 0.82, "{}", r.render(w.name()));
+        assert_eq!(r.overall, bare.overall, "{}", r.render(w.name()));
+    }
+}
+
+/// Leave-one-source-out on dev (dev.jsonl + dev2.jsonl), bare and in every wrapping, with
+/// the same figures in each (see the floors below).
 #[test]
 fn leave_one_source_out_meets_the_targets() {
-    let rows = eval::parse_rows(
-        &std::fs::read_to_string(format!("{FIXTURES}/routing/dev.jsonl")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(rows.len(), 424);
+    let mut rows = rows("dev.jsonl");
+    rows.extend(self::rows("dev2.jsonl"));
+    assert!(rows.len() >= 859, "{}", rows.len());
     let policy = default_policy();
     let cc = &policy.classifier;
     let reports = eval::loso(
@@ -368,6 +433,12 @@ fn leave_one_source_out_meets_the_targets() {
     )
     .unwrap();
     for (w, r) in &reports {
+        assert_eq!(
+            r.overall,
+            reports[0].1.overall,
+            "{} differs from bare",
+            w.name()
+        );
         let (worst, worst_acc) = r.worst_source().unwrap();
         eprintln!(
             "{}: accuracy {:.3} architecture recall {:.3} worst {worst} {worst_acc:.3}",
@@ -422,8 +493,8 @@ fn held_out_prompts_meet_the_outside_bar_in_every_wrapping() {
     }
 }
 
-// Issue 3's targets. The shipped features reach 0.932 / 0.944 / 0.800 (app-ideas, 12 of 60
-// wrong: exactly at the floor).
+// Issue 14's targets. The shipped features reach 0.957 / 0.966, worst source karan-projects
+// 0.880 (app-ideas 0.883).
 const TARGET_ACCURACY: f64 = 0.92;
 const TARGET_RECALL: f64 = 0.92;
-const TARGET_WORST_SOURCE: f64 = 0.80;
+const TARGET_WORST_SOURCE: f64 = 0.85;

@@ -71,6 +71,7 @@ pub fn classify_line(policy: &Policy, line: &str, explain: bool) -> serde_json::
         out["task"] = serde_json::json!(x.task);
         out["side_call"] = serde_json::json!(x.side_call);
         out["structure"] = serde_json::to_value(&x.structure).unwrap_or_default();
+        out["evidence"] = serde_json::to_value(x.evidence).unwrap_or_default();
         out["logit"] = if x.logit.is_finite() {
             serde_json::json!((x.logit * 1e4).round() / 1e4)
         } else {

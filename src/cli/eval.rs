@@ -1,19 +1,52 @@
-//! `tiergate eval --data FILE`: leave-one-source-out figures, bare and wrapped, plus the
-//! shipped model's fit on the same rows.
+//! `tiergate eval --data FILE [--data FILE...]`: leave-one-source-out figures, bare and
+//! wrapped, plus the shipped model's fit on the same rows.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config;
+use crate::routing::classifier;
 use crate::routing::train::TrainParams;
-use crate::routing::train::eval;
+use crate::routing::train::eval::{self, Row};
 use crate::routing::train::wrap;
 
+/// What to print besides the figures.
+pub struct Show {
+    /// The rows each fold got wrong.
+    pub errors: bool,
+    /// Row ids whose every contribution is printed, as their fold model scores them.
+    pub explain: Vec<String>,
+}
+
+/// The rows of every file, in order.
+pub fn read_rows(files: &[PathBuf]) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        rows.extend(eval::parse_rows(&text).map_err(|e| format!("{}: {e}", f.display()))?);
+    }
+    Ok(rows)
+}
+
+/// A name for what was read: "dev.jsonl + dev2.jsonl: 859 rows".
+pub fn describe(files: &[PathBuf], rows: usize) -> String {
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_name().map_or_else(
+                || f.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    format!("{}: {rows} rows", names.join(" + "))
+}
+
 pub fn run(
-    data: &Path,
+    data: &[PathBuf],
     policy: Option<&Path>,
-    errors: bool,
+    show: Show,
     params: Option<&str>,
     shipped: bool,
 ) -> ExitCode {
@@ -25,16 +58,14 @@ pub fn run(
             return ExitCode::FAILURE;
         }
     };
-    let rows = match std::fs::read_to_string(data)
-        .map_err(|e| e.to_string())
-        .and_then(|t| eval::parse_rows(&t))
-    {
+    let rows = match read_rows(data) {
         Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "{}: {e}", data.display());
+            let _ = writeln!(err, "{e}");
             return ExitCode::FAILURE;
         }
     };
+    let errors = show.errors;
     let cc = &policy.classifier;
     if shipped {
         let mut out = std::io::stdout().lock();
@@ -72,6 +103,9 @@ pub fn run(
             return ExitCode::FAILURE;
         }
     };
+    if !show.explain.is_empty() {
+        return explain_rows(&rows, cc, features, params, &show.explain);
+    }
     let reports = match eval::loso(&rows, cc, features, params, wrap::ALL) {
         Ok(r) => r,
         Err(e) => {
@@ -125,4 +159,61 @@ fn print_errors(out: &mut impl Write, r: &eval::Report) {
             if *arch { "architecture" } else { "primitive" }
         );
     }
+}
+
+/// Every contribution to the given rows' scores, from the fold model that did not see their
+/// source (bare).
+fn explain_rows(
+    rows: &[Row],
+    cc: &crate::routing::CompiledClassifier,
+    features: crate::routing::features::FeatureConfig,
+    params: TrainParams,
+    ids: &[String],
+) -> ExitCode {
+    let folds = match eval::fold_classifiers(rows, cc, features, params) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "evaluation failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for (i, r) in rows.iter().enumerate() {
+        let Some(fc) = folds.get(&r.source).filter(|_| ids.contains(&r.id)) else {
+            continue;
+        };
+        let bare = classifier::explain(&wrap::wrap(&r.prompt, wrap::Wrapping::Bare, i), fc);
+        let _ = writeln!(
+            out,
+            "{} (truth {}, source {}): score {:.3}",
+            r.id, r.tier, r.source, bare.classification.score
+        );
+        for (name, w) in bare.contributions.iter().filter(|(_, w)| w.abs() >= 0.01) {
+            let _ = writeln!(out, "    {w:+.3}  {name}");
+        }
+        // A wrapping that decides otherwise, and what it changed.
+        let arch = |x: &classifier::Explanation| x.classification.score >= fc.threshold;
+        for &w in &wrap::ALL[1..] {
+            let x = classifier::explain(&wrap::wrap(&r.prompt, w, i), fc);
+            if arch(&x) == arch(&bare) {
+                continue;
+            }
+            let _ = writeln!(out, "  {}: score {:.3}", w.name(), x.classification.score);
+            for (name, v) in &x.contributions {
+                let before = bare
+                    .contributions
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| *v);
+                if before.is_none_or(|b| (b - v).abs() >= 0.01) {
+                    let _ = writeln!(
+                        out,
+                        "    {v:+.3}  {name} (bare {})",
+                        before.map_or("-".into(), |b| format!("{b:+.3}"))
+                    );
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

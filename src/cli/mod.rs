@@ -49,14 +49,18 @@ enum Command {
     },
     /// Measure the classifier on labelled JSON Lines: leave-one-source-out, bare and wrapped.
     Eval {
-        /// Rows of {"source", "tier", "prompt"} (e.g. tests/fixtures/routing/dev.jsonl).
-        #[arg(long)]
-        data: PathBuf,
+        /// Rows of {"source", "tier", "prompt"} (e.g. tests/fixtures/routing/dev.jsonl);
+        /// repeat to join files.
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
         #[arg(long)]
         policy: Option<PathBuf>,
         /// List the rows each fold got wrong.
         #[arg(long)]
         errors: bool,
+        /// Print every contribution for these row ids, as their fold model scores them.
+        #[arg(long, value_delimiter = ',')]
+        explain: Vec<String>,
         /// Training parameters for the folds, `epochs=20,lr=0.2,l2h=0.001,l2d=0.001,seed=7`
         /// (and features: `bits=16,chars=1,norm=0.35,stop=0`).
         #[arg(long)]
@@ -77,8 +81,9 @@ enum Command {
     /// Rebuild the classifier's weights (src/routing/model.json) from labelled JSON Lines.
     #[command(hide = true)]
     Train {
-        #[arg(long)]
-        data: PathBuf,
+        /// Labelled rows; repeat to join files.
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -98,9 +103,16 @@ pub fn main() -> ExitCode {
             data,
             policy,
             errors,
+            explain,
             params,
             shipped,
-        } => eval::run(&data, policy.as_deref(), errors, params.as_deref(), shipped),
+        } => eval::run(
+            &data,
+            policy.as_deref(),
+            eval::Show { errors, explain },
+            params.as_deref(),
+            shipped,
+        ),
         Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Probe(args) => probe::run(args),

@@ -1,8 +1,9 @@
-//! `tiergate train` (hidden): rebuilds src/routing/model.json from labelled JSON Lines.
+//! `tiergate train` (hidden): rebuilds src/routing/model.json from labelled JSON Lines
+//! (one or more `--data` files, joined in order).
 //! Deterministic: the same data give the same bytes.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::routing::features::FeatureConfig;
@@ -16,23 +17,16 @@ pub const FEATURES: FeatureConfig = FeatureConfig {
     stopwords: false,
 };
 
-pub fn run(data: &Path, out: &Path) -> ExitCode {
+pub fn run(data: &[PathBuf], out: &Path) -> ExitCode {
     let mut err = std::io::stderr();
-    let rows = match std::fs::read_to_string(data)
-        .map_err(|e| e.to_string())
-        .and_then(|t| eval::parse_rows(&t))
-    {
+    let rows = match super::eval::read_rows(data) {
         Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "{}: {e}", data.display());
+            let _ = writeln!(err, "{e}");
             return ExitCode::FAILURE;
         }
     };
-    let name = data.file_name().map_or_else(
-        || data.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let trained_on = format!("{name}: {} rows", rows.len());
+    let trained_on = super::eval::describe(data, rows.len());
     let model = match eval::train_shipped(&rows, FEATURES, TrainParams::default(), trained_on) {
         Ok(m) => m,
         Err(e) => {

@@ -13,7 +13,8 @@
 //! 7. **render** (`respond`): the provider's adapter turns the answer into the client's
 //!    format, whole or streamed chunk by chunk (`stream`, `translated`); chat-shaped answers
 //!    are checked off the path once complete (`quality`), a whole one that fails the tier's
-//!    `escalate_on` having been asked again of the next upstream first.
+//!    `escalate_on` having been asked again of the next upstream first (a stream too, when
+//!    the tier holds streams back: `holdback`).
 //! 8. **shadow** (`shadow`): a sampled share is also asked of the frontier after the
 //!    client's answer is out, compared, and judged.
 //!
@@ -23,6 +24,7 @@
 mod deadline;
 mod forward;
 mod guard;
+pub mod holdback;
 mod local;
 mod parse;
 mod plan;
@@ -197,15 +199,16 @@ async fn lifecycle(
     };
     // 5b. Escalate a whole answer that fails the tier's `escalate_on` checks.
     let asked = Arc::new(quality::Asked::of(&parsed, chat_request));
-    let (mut fwd, escalated) = if chat_shaped && !stream {
-        let route = quality::Route {
-            tier: decision.tier,
-            order: &sent,
-            request_id,
-        };
-        quality::escalate(app, rt, route, &asked, fwd, &prepare).await?
-    } else {
-        (fwd, None)
+    // A streamed one only in the tier's opt-in hold-back, before its first byte goes out.
+    let route = quality::Route {
+        tier: decision.tier,
+        order: &sent,
+        request_id,
+    };
+    let (mut fwd, escalated) = match (chat_shaped, stream) {
+        (true, false) => quality::escalate(app, rt, route, &asked, fwd, &prepare).await?,
+        (true, true) => holdback::escalate(app, rt, route, &asked, fwd, &prepare).await?,
+        (false, _) => (fwd, None),
     };
     let answered = fwd.upstream;
 

@@ -130,7 +130,7 @@ pub fn served(
 }
 
 /// The route's upstreams after `upstream`.
-fn rest_of(order: &[usize], upstream: usize) -> Vec<usize> {
+pub(super) fn rest_of(order: &[usize], upstream: usize) -> Vec<usize> {
     order
         .iter()
         .position(|&u| u == upstream)
@@ -143,7 +143,13 @@ fn bill_discarded(app: &App, tier: &str, up: &Upstream, body: &[u8]) {
         .ok()
         .and_then(|v| v.get("usage").cloned())
         .and_then(|u| serde_json::from_value::<Usage>(u).ok());
-    let Some(u) = usage else { return };
+    if let Some(u) = usage {
+        bill_usage(app, tier, up, &u);
+    }
+}
+
+/// Counts `u` at `up`'s prices, for an answer the client did not get.
+pub(super) fn bill_usage(app: &App, tier: &str, up: &Upstream, u: &Usage) {
     let m = &app.metrics;
     m.input_tokens
         .with_label_values(&[tier, &up.name, "reported"])
@@ -153,7 +159,7 @@ fn bill_discarded(app: &App, tier: &str, up: &Upstream, body: &[u8]) {
         .inc_by(u.completion_tokens);
     m.cost_usd
         .with_label_values(&[tier, &up.name])
-        .inc_by(super::record::cost_usd(&up.price, &u));
+        .inc_by(super::record::cost_usd(&up.price, u));
 }
 
 /// Where an escalation may go.

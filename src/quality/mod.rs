@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod feedback;
+pub mod metrics;
 pub mod probe;
 pub mod schedule;
 pub mod shadow;

@@ -68,6 +68,23 @@ const ARTIFACTS: &[&str] = &[
     "view",
     "serializer",
     "middleware",
+    "snippet",
+    "block",
+    "job",
+    "resolver",
+    "rule",
+    "producer",
+    "consumer",
+    "manifest",
+    "schema",
+    "entry",
+    "controller",
+    "scope",
+    "validation",
+    "dependency",
+    "server",
+    "alert",
+    "workflow",
 ];
 
 /// What is more than one artifact: met before an artifact word, the request is not one.
@@ -105,7 +122,10 @@ const ARCHITECTURE_STEMS: &[&str] = &[
     "migration to",
     "migration of",
     "codebase",
-    "repositor",
+    " repositories",
+    "the repository",
+    "this repository",
+    "repository's",
     "across",
     "microservice",
     " our ",
@@ -118,6 +138,11 @@ const ARCHITECTURE_STEMS: &[&str] = &[
     "all files",
     " to typescript",
     "to python 3",
+];
+
+/// Stems of infrastructure: a reason for architecture unless the opening asks for one
+/// resource ("a Terraform snippet for one S3 bucket", "a single DynamoDB table").
+const INFRA_STEMS: &[&str] = &[
     "kubernetes",
     "deploy",
     "terraform",
@@ -132,10 +157,40 @@ const ARCHITECTURE_STEMS: &[&str] = &[
 const REACH: usize = 7;
 
 pub fn asks_for_one_artifact(task: &str) -> bool {
-    let named = names_one_artifact(&opening(task).to_ascii_lowercase());
+    read(task).one_artifact()
+}
+
+/// What the task says about its artifact, read once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reading {
+    /// The opening words ask for one artifact ("Write a function that...").
+    pub named: bool,
+    /// Code is handed over (at least `MIN_CODE_LINES` lines) and the prose asks about it.
+    pub about_code: bool,
+    /// Code is handed over, whatever the prose says.
+    pub code: bool,
+    /// The prose names one of the rule's reasons for architecture (a migration, "our").
+    pub reason: bool,
+}
+
+impl Reading {
+    pub fn one_artifact(self) -> bool {
+        (self.named || self.about_code) && !self.reason
+    }
+}
+
+pub fn read(task: &str) -> Reading {
+    let lower = opening(task).to_ascii_lowercase();
+    let named = names_one_artifact(&lower);
     let (prose, code_lines) = split_code(task, PROSE_READ);
-    let about_code = code_lines >= MIN_CODE_LINES && asks_about_its_code(&prose);
-    (named || about_code) && !names_a_reason(&prose)
+    let code = code_lines >= MIN_CODE_LINES;
+    Reading {
+        named,
+        about_code: code && asks_about_its_code(&prose),
+        code,
+        reason: names_a_reason(&prose)
+            || (names_infrastructure(&prose) && !names_one_thing(&lower)),
+    }
 }
 
 /// How much of a task's prose is read for reasons for architecture: the request says what
@@ -144,21 +199,37 @@ const PROSE_READ: usize = 8 * 1024;
 
 /// `ARCHITECTURE_STEMS` as one case-insensitive pass; " our " also at the very start, never
 /// inside "behaviour".
-static REASONS: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-    let alternatives: Vec<String> = ARCHITECTURE_STEMS
+static REASONS: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| one_pass(ARCHITECTURE_STEMS));
+static INFRA: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| one_pass(INFRA_STEMS));
+
+fn one_pass(stems: &[&str]) -> Option<regex::Regex> {
+    let alternatives: Vec<String> = stems
         .iter()
         .map(|s| regex::escape(s).replace(' ', r"(?:^|\s|$)"))
         .collect();
     regex::Regex::new(&format!("(?i){}", alternatives.join("|"))).ok()
-});
+}
 
 fn names_a_reason(prose: &str) -> bool {
     REASONS.as_ref().is_some_and(|r| r.is_match(prose))
 }
 
+fn names_infrastructure(prose: &str) -> bool {
+    INFRA.as_ref().is_some_and(|r| r.is_match(prose))
+}
+
+/// The opening asks for one resource: "for one S3 bucket", "a single table".
+fn names_one_thing(lower_opening: &str) -> bool {
+    lower_opening
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w == "one" || w == "single")
+}
+
 /// The opening words name one artifact, after an optional request verb: "Write a function",
 /// "I need a bash script", "single html file: ...", "python script using watchdog".
-fn names_one_artifact(lower_opening: &str) -> bool {
+pub fn names_one_artifact(lower_opening: &str) -> bool {
     let mut words = lower_opening
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -169,7 +240,11 @@ fn names_one_artifact(lower_opening: &str) -> bool {
     // news feed function" and "Installation method" are not requests for one.
     let (reach, nouns) = match words.next_if(|w| VERBS.contains(w)) {
         Some(_) => (REACH, ARTIFACTS),
-        None => (3, PLAIN_ARTIFACTS),
+        None => {
+            // "An nginx location block": the article is not one of the few words.
+            words.next_if(|w| *w == "a" || *w == "an");
+            (3, PLAIN_ARTIFACTS)
+        }
     };
     for w in words.take(reach) {
         if WHOLES.contains(&w) {
@@ -183,7 +258,35 @@ fn names_one_artifact(lower_opening: &str) -> bool {
 }
 
 /// Artifact nouns that name one even without a verb before them.
-const PLAIN_ARTIFACTS: &[&str] = &["script", "function", "component", "file", "regex", "query"];
+const PLAIN_ARTIFACTS: &[&str] = &[
+    "script",
+    "function",
+    "component",
+    "file",
+    "regex",
+    "query",
+    "snippet",
+    "block",
+    "handler",
+    "resolver",
+    "template",
+    "job",
+    "endpoint",
+    "route",
+    "dockerfile",
+    "makefile",
+    "serializer",
+    "controller",
+    "hook",
+    "middleware",
+    "class",
+    "rule",
+    "schema",
+    "validator",
+    "struct",
+    "enum",
+    "decorator",
+];
 
 /// Code handed over with the task: at least this many lines of it.
 const MIN_CODE_LINES: usize = 3;
@@ -220,13 +323,19 @@ fn asks_about_its_code(prose: &str) -> bool {
 /// (a stub) keeps only the prose after it.
 fn split_code(task: &str, max_prose: usize) -> (String, usize) {
     let (mut prose, mut code) = (String::new(), 0);
-    let mut fenced = false;
+    let (mut fenced, mut output) = (false, false);
     let mut stub = looks_like_code(task.trim_start().lines().next().unwrap_or(""));
     for line in task.lines() {
         let t = line.trim();
-        if t.starts_with("```") {
+        if let Some(tag) = t.strip_prefix("```") {
             fenced = !fenced;
+            // An untagged fence or a `text`/`console` one may hold what a program printed
+            // (a log, a console session): only its lines that read as code are code.
+            output = fenced && OUTPUT_TAGS.contains(&tag.trim());
             code += 1;
+            continue;
+        }
+        if fenced && output && !looks_like_code(t) {
             continue;
         }
         if fenced || looks_like_code(t) {
@@ -249,6 +358,18 @@ fn split_code(task: &str, max_prose: usize) -> (String, usize) {
     }
     (prose, code)
 }
+
+/// Fence tags of program output rather than code.
+const OUTPUT_TAGS: &[&str] = &[
+    "",
+    "text",
+    "txt",
+    "console",
+    "log",
+    "output",
+    "plaintext",
+    "shell-session",
+];
 
 fn looks_like_code(line: &str) -> bool {
     const STARTS: &[&str] = &[

@@ -2,13 +2,17 @@
 //! (1 = architecture) and the features that weighed most.
 //!
 //! Order: FIM is primitive; a side call (title, compaction) is primitive; a rule that forces a
-//! tier wins; otherwise score = sigmoid(model logit of the task + structure priors + rule
-//! weights + policy bias).
+//! tier wins; otherwise score = sigmoid(model logit of the task + the labelling rule's priors
+//! (`priors`) + structure priors + rule weights + policy bias). A new application described
+//! by its user stories is decided by its parts alone (`priors::greenfield`).
 
-use super::artifact;
+use std::borrow::Cow;
+
+use super::evidence::Evidence;
 use super::features::dense_name;
 use super::input::Conversation;
 use super::model::sigmoid;
+use super::priors;
 use super::rules::{CompiledClassifier, Effect};
 use super::structure::{self, Structure};
 use super::task;
@@ -38,30 +42,12 @@ pub struct Explanation {
     pub task: String,
     pub side_call: Option<&'static str>,
     pub structure: Structure,
+    /// Where the code the task needs lives (see `evidence`).
+    pub evidence: Evidence,
     /// Every contribution to the logit, strongest first.
-    pub contributions: Vec<(String, f64)>,
+    pub contributions: Vec<(Cow<'static, str>, f64)>,
     pub logit: f64,
 }
-
-/// Added to the logit when neither the task's words nor its structure show any of the
-/// labeling rule's reasons for architecture. A short task has few n-grams, so the model's
-/// intercept and a few code words can tip it over the threshold; by the rule it is primitive.
-/// Hand-set, like the structure priors: dev has few such short everyday tasks to learn it from.
-pub const NO_EVIDENCE: f64 = -2.5;
-
-/// Added to the logit when the task describes an application that needs two or more of the
-/// labeling rule's parts (its own store, accounts, several users sharing data, a server): rule
-/// case 3, a multi-component application. Hand-set like `NO_EVIDENCE`: dev's other sources
-/// have too few such apps for the model to learn it, and one part alone stays the model's call
-/// (the rule's ambiguous "small app that may need storage or accounts").
-pub const MULTI_COMPONENT_APP: f64 = 2.0;
-
-/// Added to the logit when the task opens by asking for one artifact (a function, a script, a
-/// component, a query: see `artifact`), the rule's primitive case whatever the artifact
-/// touches. The model reads "login" or "database" as architecture cues; an endpoint that
-/// uses them is still one artifact. Hand-set like `NO_EVIDENCE`, and it stands in the way
-/// of `MULTI_COMPONENT_APP`: an artifact is not an application.
-pub const ONE_ARTIFACT: f64 = -2.0;
 
 const REASONS: usize = 5;
 const TASK_SHOWN: usize = 200;
@@ -80,6 +66,7 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
         task: super::features::cut(task, TASK_SHOWN).to_string(),
         side_call,
         structure: Structure::default(),
+        evidence: Evidence::default(),
         contributions: Vec::new(),
         logit,
     };
@@ -106,7 +93,7 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
             f64::NEG_INFINITY,
         );
     }
-    let mut contributions: Vec<(String, f64)> = Vec::new();
+    let mut contributions: Vec<(Cow<'static, str>, f64)> = Vec::new();
     // Evidence outside the model: rule weights and structure priors.
     let mut extra = 0.0;
     let mut forced: Option<(bool, &str)> = None;
@@ -117,7 +104,7 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
         match r.effect {
             Effect::Weight(w) => {
                 extra += w;
-                contributions.push((format!("rule {}", r.name), w));
+                contributions.push((format!("rule {}", r.name).into(), w));
             }
             Effect::Force { architecture } => {
                 forced.get_or_insert((architecture, &r.name));
@@ -140,37 +127,55 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
         );
     }
     let s = cc.model.score(&t.text);
-    for (i, c) in s.dense.iter().enumerate() {
-        if *c != 0.0 {
-            contributions.push((dense_name(i).to_string(), *c));
+    let st = structure::of(conv);
+    let ev = s.evidence_of;
+    let structural = structure::priors(&st);
+    let mut logit = extra + cc.bias;
+    if ev.greenfield_app() {
+        // The rule's case 3 alone decides; the text model is not asked (see `priors`).
+        let (name, w) = priors::greenfield(s.app_parts);
+        contributions.push((name.into(), w));
+        logit += w;
+    } else {
+        for (i, c) in s.dense.iter().enumerate() {
+            if *c != 0.0 {
+                contributions.push((dense_name(i).into(), *c));
+            }
+        }
+        contributions.push(("intercept".into(), s.intercept));
+        contributions.push(("character n-grams".into(), s.char_total));
+        contributions.push(("word n-grams".into(), s.word_total));
+        for (c, w) in &s.words {
+            contributions.push((format!("word \"{w}\"").into(), *c));
+        }
+        logit += s.logit;
+        let seen = priors::Seen {
+            evidence: ev,
+            cues: s.evidence,
+            app_parts: s.app_parts,
+            structure: structural.iter().map(|(_, w)| w).sum(),
+        };
+        for (name, w) in priors::of(&seen) {
+            contributions.push((name.into(), w));
+            logit += w;
         }
     }
-    contributions.push(("intercept".into(), s.intercept));
-    contributions.push(("character n-grams".into(), s.char_total));
-    contributions.push(("word n-grams".into(), s.word_total));
-    for (c, w) in &s.words {
-        contributions.push((format!("word \"{w}\""), *c));
+    for (name, w) in structural {
+        contributions.push((name.into(), w));
+        logit += w;
     }
-    let st = structure::of(conv);
-    let priors = structure::priors(&st);
-    if s.evidence == 0 && priors.is_empty() {
-        extra += NO_EVIDENCE;
-        contributions.push(("no architecture evidence".into(), NO_EVIDENCE));
-    }
-    let one_artifact = priors.is_empty() && artifact::asks_for_one_artifact(&t.text);
-    if one_artifact {
-        extra += ONE_ARTIFACT;
-        contributions.push(("one artifact asked for".into(), ONE_ARTIFACT));
-    }
-    if s.app_parts >= 2 && !one_artifact {
-        extra += MULTI_COMPONENT_APP;
-        contributions.push(("multi-component application".into(), MULTI_COMPONENT_APP));
-    }
-    for (name, w) in priors {
-        extra += w;
-        contributions.push((name.to_string(), w));
-    }
-    let logit = s.logit + extra + cc.bias;
+    finish(&t.text, st, ev, contributions, logit, cc)
+}
+
+/// The score, the code and the reasons from the contributions and the logit.
+fn finish(
+    task: &str,
+    st: Structure,
+    ev: Evidence,
+    mut contributions: Vec<(Cow<'static, str>, f64)>,
+    logit: f64,
+    cc: &CompiledClassifier,
+) -> Explanation {
     if cc.bias != 0.0 {
         contributions.push(("policy bias".into(), cc.bias));
     }
@@ -192,9 +197,10 @@ pub fn explain(conv: &Conversation<'_>, cc: &CompiledClassifier) -> Explanation 
             code,
             reasons,
         },
-        task: super::features::cut(&t.text, TASK_SHOWN).to_string(),
+        task: super::features::cut(task, TASK_SHOWN).to_string(),
         side_call: None,
         structure: st,
+        evidence: ev,
         contributions,
         logit,
     }

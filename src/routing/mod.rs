@@ -9,12 +9,14 @@
 pub mod artifact;
 pub mod classifier;
 pub mod decide;
+pub mod evidence;
 pub mod features;
 pub mod input;
 pub mod lexicon;
 pub mod model;
 pub mod phrases;
 pub mod policy;
+pub mod priors;
 pub mod rules;
 pub mod structure;
 pub mod task;

@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::evidence::Evidence;
 use super::features::{self, FeatureConfig, Kind, Lexicon};
 
 /// The shipped model, produced by `tiergate train --data tests/fixtures/routing/dev.jsonl`.
@@ -68,6 +69,8 @@ pub struct TextScore {
     pub evidence: u32,
     /// Distinct application components the text names.
     pub app_parts: u32,
+    /// Where the code the task needs lives.
+    pub evidence_of: Evidence,
 }
 
 impl Model {
@@ -154,6 +157,7 @@ impl Model {
             char_total: a * char_sum * char_scale,
             evidence: d.evidence,
             app_parts: d.app_parts,
+            evidence_of: d.evidence_of,
         }
     }
 }

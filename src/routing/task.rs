@@ -8,6 +8,9 @@
 //! user turn before the task. The system prompt and the tool list are never the task.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 
 use super::input::{Conversation, Role};
 
@@ -63,6 +66,15 @@ const SIDE_CALLS: &[(&str, &str)] = &[
 /// How much of a system prompt or user turn is searched for a side-call marker.
 const SIDE_CALL_SCAN: usize = 1024;
 
+/// The side-call markers in one automaton (ASCII case folded, as the markers are lowercase
+/// ASCII); None only if it cannot be built, and then the markers are searched one by one.
+static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(SIDE_CALLS.iter().map(|(_, m)| m))
+        .ok()
+});
+
 /// Which side call this is, if any.
 pub fn side_call(conv: &Conversation<'_>) -> Option<&'static str> {
     let mut texts = conv
@@ -83,11 +95,20 @@ pub fn side_call(conv: &Conversation<'_>) -> Option<&'static str> {
         .find(|t| t.role == Role::User)
         .map(|t| t.text.as_ref());
     let mut check = |text: &str| {
-        let head = super::features::cut(text, SIDE_CALL_SCAN).to_ascii_lowercase();
-        SIDE_CALLS
-            .iter()
-            .find(|(_, m)| head.contains(m))
-            .map(|(k, _)| *k)
+        let head = super::features::cut(text, SIDE_CALL_SCAN);
+        let Some(markers) = &*MARKERS else {
+            let head = head.to_ascii_lowercase();
+            return SIDE_CALLS
+                .iter()
+                .find(|(_, m)| head.contains(m))
+                .map(|(k, _)| *k);
+        };
+        // One pass for all markers; the first marker in list order that occurs wins.
+        markers
+            .find_overlapping_iter(head)
+            .map(|m| m.pattern().as_usize())
+            .min()
+            .map(|i| SIDE_CALLS[i].0)
     };
     if let Some(k) = texts.by_ref().find_map(&mut check) {
         return Some(k);
@@ -281,5 +302,14 @@ mod tests {
             (Role::User, "Add a title to the page"),
         ]);
         assert_eq!(side_call(&c), None);
+        // Any case; of two markers, the one listed first wins, wherever it occurs.
+        let c = conv(&[
+            (
+                Role::System,
+                "SUMMARIZE THE CONVERSATION SO FAR, then a Title For This Conversation.",
+            ),
+            (Role::User, "x"),
+        ]);
+        assert_eq!(side_call(&c), Some("title"));
     }
 }

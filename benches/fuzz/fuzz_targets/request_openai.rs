@@ -9,9 +9,10 @@ use tiergate::routing::Conversation;
 
 fuzz_target!(|data: &[u8]| {
     let _ = usage_of_body(data);
-    if let Ok(head) = RequestHead::parse(data) {
+    // The head borrows from the body it is rewritten in, as in the proxy.
+    let body = bytes::Bytes::copy_from_slice(data);
+    if let Ok(head) = RequestHead::parse(&body) {
         let _ = (head.model_name(), head.is_stream(), head.wants_stream_usage());
-        let body = bytes::Bytes::copy_from_slice(data);
         let out = rewrite_body(&body, &head, "fuzz-model", true);
         assert!(
             serde_json::from_slice::<serde_json::Value>(&out).is_ok(),

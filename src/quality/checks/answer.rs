@@ -1,8 +1,8 @@
 //! An answer as the checks see it, read from a chat completion body or from the SSE bytes of
 //! a streamed one.
 
+use super::lite::Lite;
 use bytes::Bytes;
-use serde_json::Value;
 
 use crate::protocol::sse::{SseSplitter, data_of};
 
@@ -23,12 +23,12 @@ pub struct ToolCall {
 }
 
 /// The text of a message's `content`: a string, or the `text` of an array of parts.
-fn content_text(v: Option<&Value>) -> String {
+fn content_text(v: Option<&Lite<'_>>) -> String {
     match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
+        Some(Lite::Str(s)) => s.to_string(),
+        Some(Lite::Arr(parts)) => parts
             .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .filter_map(|p| p.get("text").and_then(Lite::as_str))
             .collect::<Vec<_>>()
             .join(""),
         _ => String::new(),
@@ -47,11 +47,11 @@ impl Answer {
     /// The first choice of a chat completion (or a legacy completion's `text`); None when
     /// the body is not one.
     pub fn from_chat_json(body: &[u8]) -> Option<Answer> {
-        let v: Value = serde_json::from_slice(body).ok()?;
+        let v = Lite::parse(body)?;
         let choice = v.get("choices")?.as_array()?.first()?;
         let finish_reason = choice
             .get("finish_reason")
-            .and_then(Value::as_str)
+            .and_then(Lite::as_str)
             .map(str::to_string);
         let Some(message) = choice.get("message") else {
             return Some(Answer {
@@ -62,19 +62,21 @@ impl Answer {
         };
         let tool_calls = message
             .get("tool_calls")
-            .and_then(Value::as_array)
+            .and_then(Lite::as_array)
             .map(|calls| {
                 calls
                     .iter()
                     .map(|c| ToolCall {
                         name: c
-                            .pointer("/function/name")
-                            .and_then(Value::as_str)
+                            .get("function")
+                            .and_then(|f| f.get("name"))
+                            .and_then(Lite::as_str)
                             .unwrap_or("")
                             .to_string(),
                         arguments: c
-                            .pointer("/function/arguments")
-                            .and_then(Value::as_str)
+                            .get("function")
+                            .and_then(|f| f.get("arguments"))
+                            .and_then(Lite::as_str)
                             .unwrap_or("")
                             .to_string(),
                     })
@@ -104,16 +106,16 @@ impl Answer {
             if data.as_ref() == b"[DONE]" {
                 continue;
             }
-            let Ok(v) = serde_json::from_slice::<Value>(&data) else {
+            let Some(v) = Lite::parse(&data) else {
                 continue;
             };
             if v.get("error").is_some() {
                 errored = true;
                 continue;
             }
-            let Some(choice) = v.get("choices").and_then(Value::as_array).and_then(|c| {
+            let Some(choice) = v.get("choices").and_then(Lite::as_array).and_then(|c| {
                 c.iter()
-                    .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+                    .find(|c| c.get("index").and_then(Lite::as_u64).unwrap_or(0) == 0)
             }) else {
                 continue;
             };
@@ -121,22 +123,28 @@ impl Answer {
                 a.text.push_str(&content_text(delta.get("content")));
                 for call in delta
                     .get("tool_calls")
-                    .and_then(Value::as_array)
+                    .and_then(Lite::as_array)
                     .into_iter()
                     .flatten()
                 {
-                    let i = call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+                    let i = call.get("index").and_then(Lite::as_u64).unwrap_or(0) as usize;
                     if i >= a.tool_calls.len() {
                         a.tool_calls.resize(i + 1, ToolCall::default());
                     }
                     let slot = &mut a.tool_calls[i];
                     // Set once: llama-cpp-python repeats the whole name in every delta.
-                    if let Some(name) = call.pointer("/function/name").and_then(Value::as_str)
+                    if let Some(name) = call
+                        .get("function")
+                        .and_then(|f| f.get("name"))
+                        .and_then(Lite::as_str)
                         && slot.name.is_empty()
                     {
                         slot.name = name.to_string();
                     }
-                    if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
+                    if let Some(args) = call
+                        .get("function")
+                        .and_then(|f| f.get("arguments"))
+                        .and_then(Lite::as_str)
                     {
                         slot.arguments.push_str(args);
                     }
@@ -144,7 +152,7 @@ impl Answer {
             } else {
                 a.text.push_str(&content_text(choice.get("text")));
             }
-            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+            if let Some(f) = choice.get("finish_reason").and_then(Lite::as_str) {
                 a.finish_reason = Some(f.to_string());
             }
         }

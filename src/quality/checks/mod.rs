@@ -8,6 +8,7 @@ mod basic;
 mod fence;
 pub mod html;
 pub mod lang;
+mod lite;
 mod page;
 mod syntax;
 mod tools;

@@ -22,10 +22,34 @@ pub enum Extra {
     AppComponents,
     /// None of the labeling rule's reasons for architecture occurs.
     NoEvidence,
+    /// A project is named: slug, issue reference, repository link, issue tag, "name:" opening.
+    NamedProject,
+    /// A named project asked for a change or reported misbehaving (`Evidence::project_issue`).
+    ProjectIssue,
+    /// A product misbehaving with nothing of it in the prompt.
+    ProductDefect,
+    /// A question or one artifact about a named library or version.
+    LibraryQuestion,
+    /// The task points at what it hands over ("this function" with the code).
+    InPrompt,
+    /// ln(1 + issue and pull request references, @mentions).
+    IssueRefs,
+    /// A version is named.
+    Version,
+    /// ln(1 + issue template sections).
+    IssueTemplate,
+    /// A stack frame in a library's or a project's modules.
+    LibraryTrace,
+    /// A traceback only through a script and the standard library.
+    ScriptTrace,
+    /// "we", "our" in the first line.
+    Ours,
+    /// A question for the assistant naming no project and no team.
+    PlainQuestion,
 }
 
 impl Extra {
-    pub const ALL: [Extra; 7] = [
+    pub const ALL: [Extra; 19] = [
         Extra::ArchVariety,
         Extra::Paths,
         Extra::Code,
@@ -33,6 +57,18 @@ impl Extra {
         Extra::CueBalance,
         Extra::AppComponents,
         Extra::NoEvidence,
+        Extra::NamedProject,
+        Extra::ProjectIssue,
+        Extra::ProductDefect,
+        Extra::LibraryQuestion,
+        Extra::InPrompt,
+        Extra::IssueRefs,
+        Extra::Version,
+        Extra::IssueTemplate,
+        Extra::LibraryTrace,
+        Extra::ScriptTrace,
+        Extra::Ours,
+        Extra::PlainQuestion,
     ];
 
     /// The name stored in model.json and shown by `classify --explain`.
@@ -45,6 +81,18 @@ impl Extra {
             Extra::CueBalance => "cue_balance",
             Extra::AppComponents => "app_components",
             Extra::NoEvidence => "no_evidence",
+            Extra::NamedProject => "named_project",
+            Extra::ProjectIssue => "project_issue",
+            Extra::ProductDefect => "product_defect",
+            Extra::LibraryQuestion => "library_question",
+            Extra::InPrompt => "in_prompt",
+            Extra::IssueRefs => "issue_refs",
+            Extra::Version => "version",
+            Extra::IssueTemplate => "issue_template",
+            Extra::LibraryTrace => "library_trace",
+            Extra::ScriptTrace => "script_trace",
+            Extra::Ours => "ours",
+            Extra::PlainQuestion => "plain_question",
         }
     }
 }

@@ -7,6 +7,8 @@ use super::paths::{is_path, may_be_path};
 use super::stem::{is_stopword, stem};
 use super::words::{each_word, normalise};
 use super::{FeatureConfig, Kind, Lexicon, MAX_HASHED_BYTES, cut};
+use crate::routing::artifact;
+use crate::routing::evidence::{self, Evidence};
 use crate::routing::lexicon::GROUPS;
 use crate::routing::phrases::{Matcher, PHRASES};
 
@@ -28,6 +30,8 @@ pub struct Dense {
     pub evidence: u32,
     /// Distinct application components named (see `phrases::APP_GROUPS`).
     pub app_parts: u32,
+    /// Where the code the task needs lives (see `evidence`).
+    pub evidence_of: Evidence,
 }
 
 /// What the walk counts besides the hashed features.
@@ -116,7 +120,8 @@ pub fn extract(
         }
     }
     let question = text.trim_end().ends_with('?');
-    dense(&n, &phrases, question, n_word_feats, n_char_feats)
+    let ev = evidence::read(text, artifact::read(text));
+    dense(&n, &phrases, question, ev, n_word_feats, n_char_feats)
 }
 
 /// Padded 4-grams of a word ("^ser", "serv", ..., "ice$"), visited; returns how many.
@@ -140,7 +145,14 @@ fn char_ngrams(b: &[u8], bits: u32, visit: &mut impl FnMut(Kind, u32, &str)) -> 
     emitted
 }
 
-fn dense(n: &Counts, phrases: &Matcher<'_>, question: bool, words: u32, chars: u32) -> Dense {
+fn dense(
+    n: &Counts,
+    phrases: &Matcher<'_>,
+    question: bool,
+    ev: Evidence,
+    words: u32,
+    chars: u32,
+) -> Dense {
     let ln1p = |c: u32| (1.0 + c as f32).ln();
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let mut v = Values::default();
@@ -174,7 +186,21 @@ fn dense(n: &Counts, phrases: &Matcher<'_>, question: bool, words: u32, chars: u
     // existing codebase, an application's parts): architecture needs one of them.
     let evidence = n.evidence + phrases.counts[..ARCH_PHRASES].iter().sum::<u32>();
     v.set(Slot::Extra(Extra::NoEvidence), flag(evidence == 0));
+    let x = |e: Extra| Slot::Extra(e);
+    v.set(x(Extra::NamedProject), flag(ev.named()));
+    v.set(x(Extra::ProjectIssue), flag(ev.project_issue()));
+    v.set(x(Extra::ProductDefect), flag(ev.product_defect()));
+    v.set(x(Extra::LibraryQuestion), flag(ev.library_question()));
+    v.set(x(Extra::InPrompt), flag(ev.in_prompt()));
+    v.set(x(Extra::IssueRefs), ln1p(u32::from(ev.marks.issue_refs)));
+    v.set(x(Extra::Version), flag(ev.marks.versions > 0));
+    v.set(x(Extra::IssueTemplate), ln1p(u32::from(ev.marks.template)));
+    v.set(x(Extra::LibraryTrace), flag(ev.frames.library > 0));
+    v.set(x(Extra::ScriptTrace), flag(ev.script_trace()));
+    v.set(x(Extra::Ours), flag(ev.title.ours));
+    v.set(x(Extra::PlainQuestion), flag(ev.plain_question()));
     Dense {
+        evidence_of: ev,
         app_parts: phrases.app_parts() as u32,
         values: v,
         words,

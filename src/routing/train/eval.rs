@@ -260,10 +260,33 @@ pub fn loso(
     p: TrainParams,
     wrappings: &[Wrapping],
 ) -> Result<Vec<(Wrapping, Report)>, String> {
+    let folds = fold_classifiers(rows, cc, cfg, p)?;
+    Ok(wrappings
+        .iter()
+        .map(|&w| {
+            let mut report = Report::default();
+            for (i, r) in rows.iter().enumerate() {
+                if let Some(fc) = folds.get(&r.source) {
+                    let c = classifier::classify(&wrap::wrap(&r.prompt, w, i), fc);
+                    report.add(r, c.score, c.score >= fc.threshold);
+                }
+            }
+            (w, report)
+        })
+        .collect())
+}
+
+/// The policy's classifier with each source's fold model: trained on every other source and
+/// calibrated on their out-of-fold logits, never its own.
+pub fn fold_classifiers(
+    rows: &[Row],
+    cc: &CompiledClassifier,
+    cfg: FeatureConfig,
+    p: TrainParams,
+) -> Result<BTreeMap<String, CompiledClassifier>, String> {
     let examples = featurize(rows, cfg);
     let folds = fold_models(rows, &examples, cfg, p)?;
     let points = out_of_fold(rows, &examples, &folds);
-    // Each fold is calibrated on the other sources' out-of-fold logits, never its own.
     let folds: BTreeMap<String, CompiledClassifier> = folds
         .into_iter()
         .map(|(s, m)| {
@@ -280,19 +303,7 @@ pub fn loso(
             )
         })
         .collect();
-    Ok(wrappings
-        .iter()
-        .map(|&w| {
-            let mut report = Report::default();
-            for (i, r) in rows.iter().enumerate() {
-                if let Some(fc) = folds.get(&r.source) {
-                    let c = classifier::classify(&wrap::wrap(&r.prompt, w, i), fc);
-                    report.add(r, c.score, c.score >= fc.threshold);
-                }
-            }
-            (w, report)
-        })
-        .collect())
+    Ok(folds)
 }
 
 /// The given classifier itself on every row (for the shipped model: its fit, not a forecast).
