@@ -17,6 +17,8 @@ import urllib.request
 # its callers in proportion to what their calls into it cost (as gprof does); what is left is
 # `http`: hyper's server side, tokio, and the glue inlined into the request's future.
 STAGES = [
+    ("govern", [r"tiergate::govern::", r"tiergate::secrets::", r"^aho_corasick::",
+                r"^<aho_corasick::", r"^sha2::", r"^<sha2::", r"^subtle::"]),
     ("log", [r"^tracing_core::", r"^tracing_subscriber::", r"^<tracing_subscriber::",
              r"^<tracing_core::", r"tiergate::logging::", r"tiergate::logfields::"]),
     ("parse", [r"tiergate::proxy::parse::", r"RequestHead::parse", r"tiergate::proxy::read_body",
@@ -56,7 +58,7 @@ def drive(args):
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
         while take():
             conn.request("POST", u.path, payload, {
-                "content-type": "application/json", "authorization": "Bearer sk-bench-1234"})
+                "content-type": "application/json", "authorization": f"Bearer {args.key}"})
             r = conn.getresponse()
             data = r.read()
             ok = r.status == 200 and (
@@ -197,6 +199,7 @@ def main():
     d.add_argument("-n", type=int, default=2000)
     d.add_argument("-c", type=int, default=8)
     d.add_argument("--stream", action="store_true")
+    d.add_argument("--key", default="sk-bench-1234")
     w = sub.add_parser("wait")
     w.add_argument("--url", required=True)
     w.add_argument("--seconds", type=float, default=60)

@@ -7,6 +7,8 @@
 #   benches/instructions.sh                        # target/release/tiergate
 #   benches/instructions.sh before=/x/tiergate after=target/release/tiergate
 #   N=2000 CONC=8 MODEL=local benches/instructions.sh
+#   SERVE_ARGS="--policy off.yaml" benches/instructions.sh   # more `serve` arguments
+#   TIERGATE_KEYS_FILE=keys.yaml KEY=tg-... benches/instructions.sh   # with a client key
 #
 # Counting starts after a warm-up (connections open, pools and metric series made) and is
 # dumped once per mode, so start-up and shutdown are not counted. Stages are the inclusive
@@ -38,15 +40,17 @@ trap cleanup EXIT
 MOCK_ADDR=127.0.0.1:$MOCK_PORT MOCK_THREADS=1 "$MOCK" >"$OUT/mock.log" 2>&1 &
 pids+=($!)
 
+KEY=${KEY:-sk-bench-1234}
+read -r -a serve_args <<<"${SERVE_ARGS:-}"
 drive() { python3 benches/instructions.py drive --url "http://127.0.0.1:$PORT/v1/chat/completions" \
-  --body "$BENCH_DIR/$1" --model "$MODEL" -n "$2" -c "$CONC" "${@:3}"; }
+  --body "$BENCH_DIR/$1" --model "$MODEL" -n "$2" -c "$CONC" --key "$KEY" "${@:3}"; }
 
 for t in "${targets[@]}"; do
   name=${t%%=*}
   bin=${t#*=}
   [ "$name" != "$t" ] || name=$(basename "$bin")
   TIERGATE_LOCAL_BASE_URL=http://127.0.0.1:$MOCK_PORT/v1 valgrind --tool=callgrind \
-    --callgrind-out-file="$OUT/$name.out" "$bin" serve --listen "127.0.0.1:$PORT" \
+    --callgrind-out-file="$OUT/$name.out" "$bin" serve --listen "127.0.0.1:$PORT" "${serve_args[@]}" \
     >"$OUT/$name.log" 2>&1 &
   vg=$!
   pids+=("$vg")

@@ -101,6 +101,8 @@ pub struct Metrics {
     pub judge_cost_usd: prometheus::CounterVec,
     /// tier, upstream (the one asked second), outcome (won | lost | failed)
     pub hedges: IntCounterVec,
+    /// The classifier's score, uncertain decisions and second opinions, by tier.
+    pub classifier: crate::routing::metrics::ClassifierMetrics,
 }
 
 pub(crate) fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -168,7 +170,7 @@ pub(crate) fn fcounter(
     )
 }
 
-fn histogram(
+pub(crate) fn histogram(
     r: &Registry,
     name: &str,
     help: &str,
@@ -479,6 +481,7 @@ impl Metrics {
                  outcome: won (its answer was used), lost (the first answered first), failed.",
                 &["tier", "upstream", "outcome"],
             ),
+            classifier: crate::routing::metrics::ClassifierMetrics::new(&r),
             registry: r,
         }
     }
@@ -516,7 +519,9 @@ impl Metrics {
 
     pub fn preset(&self, policy: &crate::config::Policy) {
         crate::govern::metrics::preset(self, policy);
-        self.quality.preset(policy);
+        self.classifier
+            .preset(policy.tiers.iter().map(|t| t.name.as_str()));
+        self.quality.preset(self, policy);
         const FAILURES: &[&str] = &[
             "connect",
             "timeout",

@@ -105,9 +105,12 @@ fn samples(text: &str) -> Samples {
 
 /// Families that exist only where the policy turns their feature on: a probe score of 0
 /// for a policy without `probe:` would be a false figure, not a zero, and so would a budget
-/// used or left for a policy whose teams have no budget.
+/// used or left for a policy whose teams have no budget, and a shadow agreement or judge
+/// win ratio before any comparison.
 const ONLY_WHEN_CONFIGURED: &[&str] = &[
     "tiergate_probe_score",
+    "tiergate_shadow_agreement_ratio",
+    "tiergate_judge_win_ratio",
     "tiergate_team_budget_left_usd",
     "tiergate_team_budget_used_usd",
 ];

@@ -208,7 +208,7 @@ fn signal_of(expr: &str) -> Option<String> {
 
 fn policy(up: &[String]) -> String {
     format!(
-        "upstreams:\n{}  - name: spare\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    key_required: false\n    enabled: false\n    model: m\ntiers:\n  - name: primitive\n    upstreams: [local, openai]\n  - name: architecture\n    upstreams: [frontier, openai]\n  - name: flaky\n    upstreams: [shaky, openai]\n  - name: broken\n    upstreams: [down, spare]\nreference_upstream: frontier\nteams: [{{ name: platform, budget_usd: 100 }}]\nprobe: {{ interval: 1h, upstreams: [local], max_tokens: 16 }}\n",
+        "upstreams:\n{}  - name: spare\n    kind: openai\n    base_url: http://127.0.0.1:9/v1\n    key_required: false\n    enabled: false\n    model: m\ntiers:\n  - name: primitive\n    upstreams: [local, openai]\n    escalate_on: [syntax]\n    hold_back: {{ max_bytes: 65536, max_wait: 2s }}\n    shadow: {{ rate: 1, daily_usd_cap: 100, judge: {{ upstream: judge, rate: 1, daily_usd_cap: 100 }} }}\n  - name: architecture\n    upstreams: [frontier, openai]\n  - name: flaky\n    upstreams: [shaky, openai]\n  - name: broken\n    upstreams: [down, spare]\nreference_upstream: frontier\nteams: [{{ name: platform, budget_usd: 100 }}]\nprobe: {{ interval: 1h, upstreams: [local], max_tokens: 16 }}\n",
         up.concat()
     )
 }
@@ -238,6 +238,10 @@ async fn drive_traffic(gw: &Gateway) {
             assert_eq!(status, 204);
         }
     }
+    // Classified (model auto): the classifier's score and band families get samples.
+    let body = chat_body("auto", "write a function that parses dates", false);
+    let (status, _, _) = common::post(&url, body.to_string(), &[]).await;
+    assert_eq!(status, 200, "auto");
     let (status, _, _) = common::post(&url, chat_body("flaky", "hi", false).to_string(), &[]).await;
     assert_eq!(status, 200, "the flaky tier falls back to openai");
     let (status, _, _) =
@@ -329,6 +333,8 @@ async fn every_panel_and_alert_query_returns_data_from_a_real_prometheus() {
         .await;
     let shaky = MockSpec::new().status(500).start().await;
     let down = MockSpec::new().status(503).start().await;
+    // Judges every shadow comparison of the primitive tier: the local answer is as good.
+    let judge = MockSpec::new().content(["YES"]).start().await;
     let ups = [
         upstream_yaml(
             "local",
@@ -347,6 +353,7 @@ async fn every_panel_and_alert_query_returns_data_from_a_real_prometheus() {
         ),
         upstream_yaml("shaky", &shaky, "{}"),
         upstream_yaml("down", &down, "{}"),
+        upstream_yaml("judge", &judge, "{ input_per_mtok: 1, output_per_mtok: 1 }"),
     ];
     let gw = Gateway::start(&policy(&ups)).await;
     let prom = start_prometheus(gw.addr).await;

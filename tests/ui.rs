@@ -170,3 +170,94 @@ async fn the_policy_can_allow_prompts_on_the_page() {
     assert_eq!(st["recent"][0]["prompt"], task.as_str());
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn quality_cards_show_checks_escalations_feedback_and_shadow_as_the_metrics_do() {
+    use common::{MockUpstream, Reply, completion, metric};
+    const BROKEN: &str = "```python\ndef f(x)\n    return x\n```";
+    const GOOD: &str = "```python\ndef f(x):\n    return x\n```";
+    let a = MockUpstream::start(|_| Reply::Json(200, completion("model-a", BROKEN, 10, 10))).await;
+    let b = MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 10, 10))).await;
+    let policy = two_tier_policy(&a.base_url(), &b.base_url()).replace(
+        "  - name: primitive\n    upstreams: [a, b]",
+        "  - name: primitive\n    upstreams: [a, b]\n    escalate_on: [syntax]\n  - name: shadowed\n    upstreams: [b, a]\n    shadow: { rate: 1, daily_usd_cap: 1 }",
+    );
+    let gw = Gateway::start(&policy).await;
+    let html = String::from_utf8(get(&gw.url("/")).await.1.to_vec()).unwrap();
+    for id in [
+        "q-pass",
+        "q-escalations",
+        "q-feedback",
+        "q-agreement",
+        "q-win",
+        "q-probe",
+        "checks",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "no card {id}");
+    }
+    let before = stats(&gw).await;
+    assert_eq!(before["quality"]["checks"], serde_json::json!([]));
+    assert!(before["quality"]["feedback"]["mean_score"].is_null());
+
+    let ask = |tier: &str| {
+        serde_json::json!({"model": tier, "messages": [{"role": "user", "content": "Write a Python identity function f."}]}).to_string()
+    };
+    let (s, h, _) = post(&gw.url("/v1/chat/completions"), ask("primitive"), &[]).await;
+    assert_eq!(
+        (s.as_u16(), h["x-tiergate-escalated"].to_str().unwrap()),
+        (200, "a")
+    );
+    let id = h["x-tiergate-request-id"].to_str().unwrap();
+    let rating = serde_json::json!({"request_id": id, "rating": 0.25}).to_string();
+    assert_eq!(post(&gw.url("/v1/feedback"), rating, &[]).await.0, 204);
+    // b answers the shadowed tier well; its shadow, a, answers badly: they disagree.
+    let (s, _, _) = post(&gw.url("/v1/chat/completions"), ask("shadowed"), &[]).await;
+    assert_eq!(s, 200);
+
+    let st = stats_when(&gw, |st| {
+        st["quality"]["shadow"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            && st["quality"]["checks"].as_array().unwrap().len() == 3
+    })
+    .await;
+    let q = &st["quality"];
+    let m = gw.metrics();
+    let route = |tier: &str, up: &str| {
+        q["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["tier"] == tier && c["upstream"] == up)
+            .unwrap_or_else(|| panic!("no {tier}/{up} in {q}"))
+            .clone()
+    };
+    let a_checks = route("primitive", "a");
+    let failed = metric(&m, r#"tiergate_answer_checks_total{check="syntax",result="fail",tier="primitive",upstream="a"}"#).unwrap();
+    assert_eq!(a_checks["failed"].as_f64(), Some(failed));
+    assert!(a_checks["pass_rate"].as_f64().unwrap() < 1.0, "{a_checks}");
+    assert_eq!(route("primitive", "b")["failed"], 0);
+    assert_eq!(route("primitive", "b")["pass_rate"], 1.0);
+    assert_eq!(q["escalations"], serde_json::json!({"syntax": 1}));
+    assert_eq!(q["feedback"]["mean_score"], 0.25);
+    assert_eq!(
+        (q["feedback"]["up"].as_u64(), q["feedback"]["down"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let sh = &q["shadow"][0];
+    assert_eq!(
+        (sh["tier"].as_str(), sh["comparisons"].as_u64()),
+        (Some("shadowed"), Some(1))
+    );
+    assert_eq!(sh["agreement"], 0.0, "{sh}");
+    assert!(sh["win_rate"].is_null(), "no judge: no win rate");
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_shadow_agreement_ratio{client="other",tier="shadowed"}"#
+        ),
+        Some(0.0)
+    );
+    assert!(q["probe"].as_array().unwrap().is_empty());
+    gw.shutdown().await;
+}

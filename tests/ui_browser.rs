@@ -222,6 +222,9 @@ const READ_PAGE: &str = r##"(() => {
     recentRows: document.querySelectorAll("#recent tbody tr:not(:has(td.empty))").length,
     recentTiers: [...document.querySelectorAll("#recent tbody tr td:nth-child(3)")].map((c) => c.textContent),
     upstreams: [...document.querySelectorAll("#upstreams tbody tr[data-upstream]")].map((r) => [r.dataset.upstream, r.cells[2].textContent]),
+    checkPass: t("q-pass"),
+    checked: t("q-checked"),
+    checkRoutes: [...document.querySelectorAll("#checks tbody tr[data-route]")].map((r) => r.dataset.route),
   };
 })()"##;
 
@@ -313,6 +316,11 @@ async fn the_live_page_follows_the_traffic_without_console_errors() {
     .await;
     assert_eq!(before["requests"], "0", "{before}");
     assert_eq!(before["recentRows"], 0, "{before}");
+    assert_eq!(
+        (before["checkPass"].as_str(), before["checked"].as_str()),
+        (Some("–"), Some("0")),
+        "{before}"
+    );
     assert!(
         before["conn"].as_str().unwrap().starts_with("live"),
         "{before}"
@@ -359,6 +367,17 @@ async fn the_live_page_follows_the_traffic_without_console_errors() {
     assert!(cost > 0.0 && reference > cost, "{after}");
     assert!((reference - cost - savings).abs() < 0.0002, "{after}");
     assert_ne!(after["tokens"], before["tokens"]);
+
+    // The quality card: the demo's answers were checked, per route.
+    let checked = wait_page(&mut cdp, "checked answers", |v| v["checked"] != "0").await;
+    assert!(
+        checked["checkPass"].as_str().unwrap().ends_with('%'),
+        "{checked}"
+    );
+    assert!(
+        !checked["checkRoutes"].as_array().unwrap().is_empty(),
+        "{checked}"
+    );
 
     // More traffic: the page moves again by itself.
     send_workload(&base, 12..18).await;

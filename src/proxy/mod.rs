@@ -103,6 +103,9 @@ async fn lifecycle(
     // 3. Decide, within what the key may use and where the data may go.
     let (target, reason) = decide::target(&rt.policy, &parsed.model, client.tier.as_deref())?;
     let mut decision = decide::decide(&rt.policy, target, reason, || parsed.conversation())?;
+    app.metrics
+        .classifier
+        .observe(&rt.policy.tiers[decision.tier].name, &decision);
     guard::restrict(origin, &caller, pin.as_ref(), &mut decision)?;
 
     // 4. Plan, and reserve the budget (an exhausted one may downgrade the plan).

@@ -4,7 +4,7 @@
 use prometheus::{IntCounterVec, Registry};
 
 use crate::config::Policy;
-use crate::metrics::counter;
+use crate::metrics::{Metrics, counter};
 use crate::proxy::holdback::Outcome;
 
 #[derive(Clone)]
@@ -25,23 +25,28 @@ impl QualityMetrics {
         }
     }
 
-    /// Zero series for the tiers that hold streams back, for each upstream of their route
-    /// but the last (the last one has nowhere to escalate to, so it is never held).
-    pub fn preset(&self, policy: &Policy) {
+    /// Zero series of the quality counters for every tier and the upstreams of its route
+    /// (a count of nothing yet is a true zero; the ratio gauges are left out: a ratio of no
+    /// comparison is no figure). Shadow and judge counts carry the client `other`.
+    pub fn preset(&self, m: &Metrics, policy: &Policy) {
         for tier in &policy.tiers {
-            if tier.quality.hold_back.is_none() {
-                continue;
-            }
-            let held = tier.upstreams.len().saturating_sub(1);
-            for &u in &tier.upstreams[..held] {
+            let t = tier.name.as_str();
+            for &u in &tier.upstreams {
+                let u = policy.upstreams[u].name.as_str();
                 for o in Outcome::ALL {
-                    self.hold_backs.with_label_values(&[
-                        &tier.name,
-                        &policy.upstreams[u].name,
-                        o.label(),
-                    ]);
+                    self.hold_backs.with_label_values(&[t, u, o.label()]);
                 }
+                m.shadow_cost_usd.with_label_values(&[t, u]);
             }
+            for r in ["agree", "disagree"] {
+                m.shadow_comparisons.with_label_values(&[t, "other", r]);
+            }
+            for v in ["win", "loss"] {
+                m.judge_verdicts.with_label_values(&[t, "other", v]);
+            }
+        }
+        for up in &policy.upstreams {
+            m.judge_cost_usd.with_label_values(&[&up.name]);
         }
     }
 }

@@ -34,7 +34,10 @@ pub struct Decision {
     pub tier: usize,
     /// Set when the request is pinned to one upstream.
     pub upstream: Option<usize>,
+    /// The classifier's score, when it decided (`auto`).
     pub score: Option<f64>,
+    /// The score is within the policy's `classifier.uncertain_band`.
+    pub uncertain: bool,
     /// A bounded reason code: `header`, `model_tier`, `model_upstream`, or the classifier's.
     pub reason: &'static str,
     pub reasons: Vec<String>,
@@ -89,6 +92,7 @@ pub fn decide<'a, P: Routes + ?Sized>(
             tier,
             upstream: None,
             score: None,
+            uncertain: false,
             reason,
             reasons: Vec::new(),
         },
@@ -98,6 +102,7 @@ pub fn decide<'a, P: Routes + ?Sized>(
                 .unwrap_or(policy.primitive_tier()),
             upstream: Some(u),
             score: None,
+            uncertain: false,
             reason,
             reasons: Vec::new(),
         },
@@ -107,6 +112,7 @@ pub fn decide<'a, P: Routes + ?Sized>(
                 tier: tier_for(policy, &c),
                 upstream: None,
                 score: Some(c.score),
+                uncertain: policy.classifier().uncertain(c.score),
                 reason: c.code,
                 reasons: c.reasons,
             }

@@ -1,4 +1,5 @@
-//! Routing: which tier and which upstreams answer a request. Pure: no I/O, no tower.
+//! Routing: which tier and which upstreams answer a request. Pure: no I/O, no tower
+//! (`metrics` holds the classifier's metric families, updated by the proxy).
 //!
 //! `input` turns any wire format into one neutral `Conversation`; `task` finds the user's task
 //! in it; `features`, `structure` and `artifact` describe it; `model` (learned) and `rules` (policy) score
@@ -13,6 +14,7 @@ pub mod evidence;
 pub mod features;
 pub mod input;
 pub mod lexicon;
+pub mod metrics;
 pub mod model;
 pub mod phrases;
 pub mod policy;

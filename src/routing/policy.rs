@@ -17,6 +17,9 @@ pub struct ClassifierConfig {
     pub side_calls: bool,
     /// Patterns over the user's task, each adding a weight or forcing a tier; in order.
     pub rules: Vec<RuleConfig>,
+    /// Scores within `[low, high]` are decisions the classifier is unsure of: counted in
+    /// `tiergate_classifier_uncertain_total`.
+    pub uncertain_band: [f64; 2],
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +46,7 @@ impl Default for ClassifierConfig {
             bias: 0.0,
             side_calls: true,
             rules: Vec::new(),
+            uncertain_band: [0.25, 0.6],
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct CompiledClassifier {
     pub side_calls: bool,
     pub rules: Vec<Rule>,
     pub model: Arc<Model>,
+    /// Scores within `[low, high]` are uncertain decisions.
+    pub uncertain_band: (f64, f64),
 }
 
 impl fmt::Debug for CompiledClassifier {
@@ -50,8 +52,20 @@ impl fmt::Debug for CompiledClassifier {
                     .collect::<Vec<_>>(),
             )
             .field("model", &self.model.trained_on)
+            .field("uncertain_band", &self.uncertain_band)
             .finish()
     }
+}
+
+impl CompiledClassifier {
+    /// Whether `score` is a decision the classifier is unsure of.
+    pub fn uncertain(&self, score: f64) -> bool {
+        within(self.uncertain_band, score)
+    }
+}
+
+fn within((low, high): (f64, f64), score: f64) -> bool {
+    score >= low && score <= high
 }
 
 /// A compile error and the policy keys it refers to (for file:line:column).
@@ -73,6 +87,7 @@ impl CompiledClassifier {
             side_calls: true,
             rules: Vec::new(),
             model: Model::embedded()?,
+            uncertain_band: (0.25, 0.6),
         })
     }
 
@@ -150,6 +165,20 @@ impl CompiledClassifier {
                 effect,
             });
         }
+        let band = |b: [f64; 2], path: &[&str]| {
+            if b.iter().all(|v| (0.0..=1.0).contains(v)) && b[0] <= b[1] {
+                Ok((b[0], b[1]))
+            } else {
+                Err(err(
+                    path,
+                    format!(
+                        "{}: give [low, high] within 0..1, low <= high",
+                        path.join(".")
+                    ),
+                ))
+            }
+        };
+        let uncertain_band = band(cfg.uncertain_band, &["classifier", "uncertain_band"])?;
         let model = Model::embedded().map_err(|e| err(&["classifier"], e))?;
         Ok(CompiledClassifier {
             threshold: cfg.threshold,
@@ -157,6 +186,7 @@ impl CompiledClassifier {
             side_calls: cfg.side_calls,
             rules,
             model,
+            uncertain_band,
         })
     }
 
@@ -214,5 +244,14 @@ mod tests {
         cfg.rules.clear();
         cfg.bias = f64::NAN;
         assert!(CompiledClassifier::compile(&cfg).is_err());
+        cfg.bias = 0.0;
+        for bad in [[0.7, 0.2], [-0.1, 0.5], [0.2, 1.5]] {
+            cfg.uncertain_band = bad;
+            let e = CompiledClassifier::compile(&cfg).unwrap_err();
+            assert_eq!(e.path.last().map(String::as_str), Some("uncertain_band"));
+        }
+        cfg.uncertain_band = [0.3, 0.4];
+        let c = CompiledClassifier::compile(&cfg).unwrap();
+        assert!(c.uncertain(0.3) && c.uncertain(0.4) && !c.uncertain(0.41) && !c.uncertain(0.29));
     }
 }

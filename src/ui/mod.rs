@@ -1,6 +1,7 @@
 //! The live page at `/`: one self-contained HTML file (no external scripts, fonts or styles)
 //! that polls `/api/stats`, built from the metrics registry and the recent decisions.
 
+pub mod quality;
 pub mod recent;
 pub mod stats;
 

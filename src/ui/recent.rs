@@ -164,6 +164,7 @@ mod tests {
             tier: p.primitive_tier,
             upstream: None,
             score: Some(0.2),
+            uncertain: false,
             reason: "classifier_primitive",
             reasons: vec!["word \"debounce\"".into(), "single artifact".into()],
         };

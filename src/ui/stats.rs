@@ -21,6 +21,7 @@ pub struct Stats {
     pub upstreams: Vec<UpstreamStats>,
     /// Newest first.
     pub recent: Vec<Entry>,
+    pub quality: super::quality::QualityStats,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -158,17 +159,22 @@ impl Samples {
         })
     }
 
+    /// The value of each series of `name` matching `filter`.
+    pub(super) fn all(&self, name: &str, filter: &[(&str, &str)]) -> Vec<f64> {
+        self.matching(name, filter).map(|s| s.value).collect()
+    }
+
     /// Sum of a counter or gauge over every series matching `filter`.
     pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
         self.matching(name, filter).map(|s| s.value).sum()
     }
 
-    fn count(&self, name: &str, filter: &[(&str, &str)]) -> u64 {
+    pub(super) fn count(&self, name: &str, filter: &[(&str, &str)]) -> u64 {
         self.sum(name, filter).round().max(0.0) as u64
     }
 
     /// Label values of `label` seen in `name` under `filter`, in first-seen order.
-    fn values(&self, name: &str, filter: &[(&str, &str)], label: &str) -> Vec<String> {
+    pub(super) fn values(&self, name: &str, filter: &[(&str, &str)], label: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for s in self.matching(name, filter) {
             if let Some((_, v)) = s.labels.iter().find(|(k, _)| k == label)
@@ -351,6 +357,7 @@ impl Stats {
             tiers,
             upstreams,
             recent,
+            quality: super::quality::QualityStats::build(policy, &s),
         }
     }
 
