@@ -313,6 +313,37 @@ async fn failures_before_the_first_byte_fall_back_to_the_next_upstream() {
     }
 }
 
+/// Found by fuzzing: a byte that is not UTF-8 inside a string the head parser skips.
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_refused_on_every_endpoint() {
+    let (a, b) = two_mocks().await;
+    let gw = Gateway::start(&two_tier_policy(&a.base_url(), &b.base_url())).await;
+    let mut body = br#"{"model":"auto","messages":[{"role":"user","content":"write a "#.to_vec();
+    body.push(0xa1);
+    body.extend_from_slice(br#" function"}],"input":"x","prompt":"x"}"#);
+    for path in [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/messages",
+        "/v1/responses",
+    ] {
+        let (s, _, got) = post(&gw.url(path), body.clone(), &[]).await;
+        let v = json(&got);
+        assert_eq!(s, 400, "{path}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("UTF-8")),
+            "{path}: {v}"
+        );
+    }
+    assert_eq!(
+        a.requests().len() + b.requests().len(),
+        0,
+        "nothing forwarded"
+    );
+}
+
 #[tokio::test]
 async fn error_cases_are_openai_shaped() {
     let (a, b) = two_mocks().await;

@@ -80,6 +80,14 @@ pub struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     /// Parses `body` and checks the fields `format` requires.
     pub fn parse(format: Format, body: &'a [u8]) -> Result<Self, GatewayError> {
+        // JSON is UTF-8, but the head parser skips the strings it does not read without
+        // checking them: a stray byte would otherwise be forwarded (found by fuzzing).
+        if let Err(e) = std::str::from_utf8(body) {
+            return Err(GatewayError::InvalidJson(format!(
+                "the body is not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            )));
+        }
         let head =
             RequestHead::parse(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
         let model = head
