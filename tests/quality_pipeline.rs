@@ -314,3 +314,80 @@ async fn the_scheduled_probe_exports_scores_and_its_floor_spills_the_primitive_t
     assert_eq!(headers["x-tiergate-upstream"], "a");
     gw.shutdown().await;
 }
+
+/// An answer that is cut at the token limit, in Anthropic's Messages shape.
+fn messages_answer(stream: bool) -> Reply {
+    let text = "```python\ndef f(x):\n";
+    if !stream {
+        return Reply::Json(
+            200,
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                   "content": [{"type": "text", "text": text}], "stop_reason": "max_tokens",
+                   "usage": {"input_tokens": 5, "output_tokens": 2}}),
+        );
+    }
+    let events = [
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x", "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 2}}),
+        json!({"type": "message_stop"}),
+    ];
+    Reply::Sse(
+        events
+            .iter()
+            .map(|e| {
+                let kind = e["type"].as_str().unwrap();
+                (Duration::ZERO, format!("event: {kind}\ndata: {e}\n\n"))
+            })
+            .collect(),
+    )
+}
+
+/// Answers in Anthropic's wire format are checked too: asked in Messages (passed through) and
+/// in chat (translated), whole and streamed.
+#[tokio::test]
+async fn answers_from_an_anthropic_upstream_are_checked_in_every_client_format() {
+    let an = MockUpstream::start(|r| messages_answer(r.json()["stream"] == true)).await;
+    let policy = format!(
+        r#"
+upstreams:
+  - name: an
+    kind: anthropic
+    base_url: {}
+    api_key: ak
+    model: claude-x
+    timeouts: {{ connect: 1s, first_byte: 2s, total: 10s }}
+    price: {{ input_per_mtok: 3, output_per_mtok: 15 }}
+tiers:
+  - name: primitive
+    upstreams: [an]
+  - name: architecture
+    upstreams: [an]
+"#,
+        an.base_url()
+    );
+    let gw = Gateway::start(&policy).await;
+    let sample = r#"tiergate_answer_checks_total{check="truncated",result="fail",tier="architecture",upstream="an"}"#;
+    let mut seen = 0.0;
+    for (path, stream) in [
+        ("/v1/messages", false),
+        ("/v1/messages", true),
+        ("/v1/chat/completions", false),
+        ("/v1/chat/completions", true),
+    ] {
+        let body = json!({"model": "architecture", "stream": stream, "max_tokens": 50,
+                          "messages": [{"role": "user", "content": "Write a Python identity function f."}]});
+        let (status, _, got) = post(&gw.url(path), body.to_string(), &[]).await;
+        assert_eq!(
+            status,
+            200,
+            "{path} {stream}: {}",
+            String::from_utf8_lossy(&got)
+        );
+        seen += 1.0;
+        eventually(&gw, sample, seen).await;
+    }
+    gw.shutdown().await;
+}

@@ -240,7 +240,7 @@ async fn lifecycle(
         bills: adapter.bills,
         note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
         settle: Some(settle),
-        checks: chat_shaped.then(|| asked.clone()),
+        checks: quality::checked(format, way).then(|| asked.clone()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
     progress.recorded = true;

@@ -23,7 +23,9 @@ use crate::config::Upstream;
 use crate::error::GatewayError;
 use crate::http::{full, is_sse};
 use crate::local::ToolOffer;
+use crate::protocol::Format;
 use crate::protocol::openai::Usage;
+use crate::provider::Way;
 use crate::quality::checks::{self, Answer, Check};
 use crate::quality::feedback::{Served, conversation_key};
 use crate::routing::{Decision, task};
@@ -72,6 +74,85 @@ pub fn task_of(parsed: &Parsed<'_>) -> String {
         .ok()
         .map(|c| task::extract(&c).text.into_owned())
         .unwrap_or_default()
+}
+
+/// Whether the answers of a request that takes `way` are checked: those in a wire format
+/// the checks read (chat, completions, Messages), whatever the client's.
+pub fn checked(format: Format, way: Way) -> bool {
+    let answered_in = match way {
+        Way::ViaChat => Format::Chat,
+        Way::ViaMessages => Format::Messages,
+        Way::Native => format,
+        Way::Estimate | Way::Unserved => return false,
+    };
+    matches!(
+        answered_in,
+        Format::Chat | Format::Completions | Format::Messages
+    )
+}
+
+/// A whole answer as the checks read it, in the upstream's wire format.
+pub fn whole_answer(upstream: Format, body: &[u8]) -> Option<Answer> {
+    match upstream {
+        Format::Chat | Format::Completions => Answer::from_chat_json(body),
+        Format::Messages => Answer::from_messages_json(body),
+        Format::CountTokens | Format::Responses => None,
+    }
+}
+
+/// A streamed answer as the checks read it, from the upstream's bytes.
+pub fn streamed_answer(upstream: Format, stream: &[u8]) -> Option<Answer> {
+    match upstream {
+        Format::Chat | Format::Completions => Some(Answer::from_chat_sse(stream)),
+        Format::Messages => Some(Answer::from_messages_sse(stream)),
+        Format::CountTokens | Format::Responses => None,
+    }
+}
+
+/// A bounded copy of a stream's upstream bytes, checked once the stream has ended.
+pub struct Capture {
+    asked: Arc<Asked>,
+    bytes: Vec<u8>,
+    upstream: Format,
+}
+
+/// Streams longer than this are not checked: the copy is bounded.
+const CAPTURE_LIMIT: usize = 1024 * 1024;
+
+impl Capture {
+    /// A capture for a stream whose ledger asks for checks, in the upstream's format.
+    pub fn of(ledger: &super::record::Ledger, upstream: Format) -> Option<Capture> {
+        ledger.checks.clone().map(|asked| Capture {
+            asked,
+            bytes: Vec::new(),
+            upstream,
+        })
+    }
+
+    /// Copies `data`; false once the stream is over the bound (drop the capture then).
+    pub fn push(&mut self, data: &[u8]) -> bool {
+        if self.bytes.len() + data.len() > CAPTURE_LIMIT {
+            return false;
+        }
+        self.bytes.extend_from_slice(data);
+        true
+    }
+
+    /// Checks the stream off its path, unless the client left (no verdict on the answer).
+    pub fn check(self, ledger: &super::record::Ledger, end: super::record::End) {
+        if end == super::record::End::ClientGone {
+            return;
+        }
+        let p = &ledger.rt.policy;
+        let (tier, up) = (
+            &p.tiers[ledger.tier].name,
+            &p.upstreams[ledger.upstream].name,
+        );
+        let (bytes, upstream) = (self.bytes, self.upstream);
+        check_later(&ledger.app, tier, up, self.asked, move || {
+            streamed_answer(upstream, &bytes)
+        });
+    }
 }
 
 /// Runs the checks on an answer on a blocking thread and counts them: never on the path of

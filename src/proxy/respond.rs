@@ -19,7 +19,6 @@ use crate::http::{Body, full, is_sse, passes_through};
 use crate::protocol::Format;
 use crate::protocol::scan::body_text_len;
 use crate::provider::{Adapter, StreamWay};
-use crate::quality::checks::Answer;
 
 /// Reads a whole upstream body within what is left of its total timeout.
 pub async fn collect(
@@ -98,11 +97,10 @@ pub async fn respond(
     drop(fwd.permit);
     if let Some(asked) = ledger.checks.take()
         && status.is_success()
-        && matches!(upstream, Format::Chat | Format::Completions)
     {
         let answer = bytes.clone();
         super::quality::check_later(&ledger.app, tier, &up.name, asked, move || {
-            Answer::from_chat_json(&answer)
+            super::quality::whole_answer(upstream, &answer)
         });
     }
     let done = Instant::now();

@@ -4,7 +4,6 @@
 //! the upstream body closes the upstream connection: nobody pays for tokens nobody reads).
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,14 +14,13 @@ use prometheus::Histogram;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::deadline;
-use super::quality::Asked;
+use super::quality::Capture;
 use super::record::{End, Ledger};
 use crate::http::{Body as UpstreamBody, BoxError};
 use crate::protocol::Format;
 use crate::protocol::openai::{Usage, usage_of_chunk};
 use crate::protocol::scan;
 use crate::protocol::sse::{SseSplitter, data_of};
-use crate::quality::checks::Answer;
 
 pin_project! {
     pub struct MeteredStream {
@@ -50,29 +48,16 @@ struct Meter {
     output_text: usize,
     /// Whether `data: [DONE]` came: a stream that ends without it was cut short.
     saw_done: bool,
-    /// A copy of the stream for the answer checks at its end (dropped past `CAPTURE_LIMIT`).
-    capture: Option<(Arc<Asked>, Vec<u8>)>,
+    /// A copy of the stream for the answer checks at its end (dropped past its bound).
+    capture: Option<Capture>,
     _permit: OwnedSemaphorePermit,
 }
-
-/// Streams longer than this are not checked: the copy is bounded.
-const CAPTURE_LIMIT: usize = 1024 * 1024;
 
 impl Meter {
     fn finish(&mut self, end: End) {
         if let Some(mut ledger) = self.ledger.take() {
-            // A client that left is no verdict on the answer.
-            if let Some((asked, bytes)) = self.capture.take()
-                && end != End::ClientGone
-            {
-                let p = &ledger.rt.policy;
-                let (tier, up) = (
-                    &p.tiers[ledger.tier].name,
-                    &p.upstreams[ledger.upstream].name,
-                );
-                super::quality::check_later(&ledger.app, tier, up, asked, move || {
-                    Some(Answer::from_chat_sse(&bytes))
-                });
+            if let Some(capture) = self.capture.take() {
+                capture.check(&ledger, end);
             }
             ledger.checks = None;
             ledger.finish(self.usage, self.output_text, self.ttft, end);
@@ -111,7 +96,8 @@ impl MeteredStream {
             ledger.rt.policy.upstreams[ledger.upstream].name.as_str(),
         ];
         let chunk_gap = ledger.app.metrics.chunk_gap.with_label_values(&labels);
-        let ledger_checks = ledger.checks.clone();
+        // Chat and completion streams: the chat reader reads both.
+        let capture = Capture::of(&ledger, Format::Chat);
         MeteredStream {
             inner,
             splitter: SseSplitter::new(),
@@ -126,7 +112,7 @@ impl MeteredStream {
                 last_chunk: None,
                 output_text: 0,
                 saw_done: false,
-                capture: ledger_checks.map(|a| (a, Vec::new())),
+                capture,
                 _permit: permit,
             },
             done: false,
@@ -144,12 +130,10 @@ impl Meter {
         out: &mut Batch,
     ) {
         let now = Instant::now();
-        if let Some((_, copy)) = &mut self.capture {
-            if copy.len() + data.len() > CAPTURE_LIMIT {
-                self.capture = None;
-            } else {
-                copy.extend_from_slice(&data);
-            }
+        if let Some(c) = &mut self.capture
+            && !c.push(&data)
+        {
+            self.capture = None;
         }
         let mut events = Vec::new();
         // Only whole events go to the client, so a stream that breaks can end with a clean

@@ -12,6 +12,7 @@ use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::quality::Capture;
 use super::record::{End, Ledger};
 use crate::http::{Body as UpstreamBody, BoxError};
 use crate::protocol::Format;
@@ -28,12 +29,18 @@ struct Meter {
     ttft: Option<Duration>,
     last_chunk: Option<Instant>,
     output_text: usize,
+    /// A copy of the upstream's stream for the answer checks at its end.
+    capture: Option<Capture>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Meter {
     fn finish(&mut self, end: End) {
-        if let Some(ledger) = self.ledger.take() {
+        if let Some(mut ledger) = self.ledger.take() {
+            if let Some(capture) = self.capture.take() {
+                capture.check(&ledger, end);
+            }
+            ledger.checks = None;
             ledger.finish(self.translator.usage(), self.output_text, self.ttft, end);
         }
     }
@@ -41,6 +48,11 @@ impl Meter {
     /// Times and measures one upstream event, then translates it.
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>) {
         let now = Instant::now();
+        if let Some(c) = &mut self.capture
+            && !c.push(event)
+        {
+            self.capture = None;
+        }
         if let Some(ledger) = &self.ledger {
             if let Some(prev) = self.last_chunk {
                 let p = &ledger.rt.policy;
@@ -91,10 +103,12 @@ impl TranslatedStream {
         ledger: Ledger,
         permit: OwnedSemaphorePermit,
     ) -> Self {
+        let capture = Capture::of(&ledger, upstream);
         TranslatedStream {
             inner,
             splitter: SseSplitter::new(),
             meter: Meter {
+                capture,
                 ledger: Some(ledger),
                 translator,
                 upstream,

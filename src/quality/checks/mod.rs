@@ -9,6 +9,7 @@ mod fence;
 pub mod html;
 pub mod lang;
 mod lite;
+mod messages;
 mod page;
 mod syntax;
 mod tools;
