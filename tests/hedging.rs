@@ -154,7 +154,11 @@ async fn a_hung_local_is_covered_by_the_fallback_long_before_first_byte_and_then
     let local = Raw::start(Act::Hang).await;
     let fallback = MockSpec::new().start().await;
     let policy = two_step(
-        &raw_yaml("local", &local, "    hedge: { after: 200ms }\n"),
+        &raw_yaml(
+            "local",
+            &local,
+            "    hedge: { after: 200ms, whole: true }\n",
+        ),
         &upstream_yaml("fallback", &fallback, "{}"),
     );
     let gw = Gateway::start(&policy).await;
@@ -202,7 +206,11 @@ async fn the_first_answer_wins_and_the_slower_hedge_is_cancelled() {
     let local = Raw::start(Act::Answer(Duration::from_millis(600), "from local")).await;
     let fallback = Raw::start(Act::Hang).await;
     let policy = two_step(
-        &raw_yaml("local", &local, "    hedge: { after: 100ms }\n"),
+        &raw_yaml(
+            "local",
+            &local,
+            "    hedge: { after: 100ms, whole: true }\n",
+        ),
         &raw_yaml("fallback", &fallback, ""),
     );
     let gw = Gateway::start(&policy).await;
@@ -227,12 +235,39 @@ async fn the_first_answer_wins_and_the_slower_hedge_is_cancelled() {
     gw.shutdown().await;
 }
 
+/// By default only streams are hedged: a whole answer's first byte is its last, and a slow
+/// local answer must not be asked again of a paid upstream.
+#[tokio::test]
+async fn a_slow_whole_answer_is_not_hedged_by_default() {
+    let local = Raw::start(Act::Answer(Duration::from_millis(600), "from local")).await;
+    let fallback = Raw::start(Act::Hang).await;
+    let policy = two_step(
+        &raw_yaml("local", &local, "    hedge: { after: 100ms }\n"),
+        &raw_yaml("fallback", &fallback, ""),
+    );
+    let gw = Gateway::start(&policy).await;
+    let (status, headers, body) = common::post(
+        &gw.url("/v1/chat/completions"),
+        chat_body("primitive", "write a function", false).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["x-tiergate-upstream"], "local");
+    assert_eq!(fallback.requests.load(Ordering::SeqCst), 0, "no hedge");
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_failed_hedge_leaves_the_first_attempt_to_answer() {
     let local = Raw::start(Act::Answer(Duration::from_millis(600), "from local")).await;
     let fallback = MockSpec::new().status(500).start().await;
     let policy = two_step(
-        &raw_yaml("local", &local, "    hedge: { after: 100ms }\n"),
+        &raw_yaml(
+            "local",
+            &local,
+            "    hedge: { after: 100ms, whole: true }\n",
+        ),
         &upstream_yaml("fallback", &fallback, "{}"),
     );
     let gw = Gateway::start(&policy).await;

@@ -58,6 +58,8 @@ pub struct Upstream {
     pub health: Option<HealthConfig>,
     /// The hedge delay's floor, when hedging is on (resolved from `hedge.enabled`).
     pub hedge_after: Option<std::time::Duration>,
+    /// Whole answers are hedged too (`hedge.whole`); streams only otherwise.
+    pub hedge_whole: bool,
     pub first_byte_adaptive: AdaptiveFirstByte,
     /// Data may go there: see `UpstreamConfig::local`.
     pub local: bool,
@@ -250,6 +252,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
             breaker: u.breaker,
             health: u.health,
             hedge_after,
+            hedge_whole: u.hedge.whole,
             first_byte_adaptive: u.first_byte_adaptive,
             local: u.local,
         });

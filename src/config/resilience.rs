@@ -147,6 +147,11 @@ pub struct HedgeConfig {
     pub enabled: Option<bool>,
     #[serde(with = "humantime_serde")]
     pub after: Duration,
+    /// Whole (non-streamed) answers too. Off by default: a local server's first byte of a
+    /// whole answer is its last, so a long answer would be asked again of a paid upstream
+    /// that answers first, and the local answer thrown away. Streams are hedged on their
+    /// first event, which comes after the prompt is read, not after the answer is written.
+    pub whole: bool,
 }
 
 impl Default for HedgeConfig {
@@ -154,6 +159,7 @@ impl Default for HedgeConfig {
         HedgeConfig {
             enabled: None,
             after: Duration::from_secs(2),
+            whole: false,
         }
     }
 }

@@ -47,6 +47,9 @@ pub fn first_byte(up: &Upstream, run: &UpstreamRuntime, kind: Kind) -> Duration 
 /// How long an attempt at `up` may go without a first byte before the next upstream is
 /// asked too; None: `up` does not hedge.
 pub fn hedge_delay(up: &Upstream, run: &UpstreamRuntime, kind: Kind) -> Option<Duration> {
+    if kind == Kind::Whole && !up.hedge_whole {
+        return None;
+    }
     let after = up.hedge_after?;
     let delay = run.state.ttfb.p95(kind).map_or(after, |p| p.max(after));
     Some(delay.min(first_byte(up, run, kind)))
