@@ -2,6 +2,7 @@
 
 mod compile;
 mod interpolate;
+mod locate;
 pub mod quality;
 pub mod resilience;
 pub mod schema;
