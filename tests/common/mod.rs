@@ -1,6 +1,7 @@
 //! Test support: mock upstreams on 127.0.0.1:0, an in-process gateway, and a small HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod binary;
 pub mod prices;
 pub mod spec;
 
