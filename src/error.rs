@@ -136,6 +136,21 @@ impl UpstreamFailure {
 }
 
 impl GatewayError {
+    /// The same error once more, for a result read twice (the request's conversation): the
+    /// input errors as they are, any other as `Internal` with its message.
+    pub fn again(&self) -> GatewayError {
+        use GatewayError::*;
+        match self {
+            InvalidJson(m) => InvalidJson(m.clone()),
+            MissingField(f) => MissingField(f),
+            InvalidField { param, message } => InvalidField {
+                param,
+                message: message.clone(),
+            },
+            other => Internal(other.to_string()),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {

@@ -1,7 +1,8 @@
 //! Answer quality in the gateway, over real sockets with scripted upstreams: an answer that
 //! fails a tier's `escalate_on` check is asked again of the next upstream and the client
-//! gets the better one; every chat answer is checked (whole, and at the end of a stream);
-//! `POST /v1/feedback` is counted against who answered; a conversation asked again is a retry.
+//! gets the better one; chat answers are checked (whole, and at the end of a stream);
+//! `POST /v1/feedback` is counted against who answered; a conversation asked again is a retry;
+//! past a tier's `checks_per_second` answers go unchecked, and are counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -146,6 +147,75 @@ async fn without_escalate_on_answers_pass_through_and_are_checked_streams_too() 
     assert!(String::from_utf8_lossy(&body).contains("[DONE]"));
     eventually(&gw, r#"tiergate_answer_checks_total{check="truncated",result="fail",tier="primitive",upstream="a"}"#, 1.0).await;
     gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn past_the_check_budget_answers_are_counted_unchecked_but_escalation_still_checks() {
+    let local = MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            let events = stream_events("model-a", &["```python\n", "def f(x)\n```"], Some((5, 2)));
+            Reply::Sse(events.into_iter().map(|e| (Duration::ZERO, e)).collect())
+        } else {
+            Reply::Json(200, completion("model-a", BROKEN, 1, 1))
+        }
+    })
+    .await;
+    let frontier =
+        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await;
+    // A budget of one check per 100 s: the first answer is checked, the next ones are not.
+    let gw = Gateway::start(&policy(
+        &local.base_url(),
+        &frontier.base_url(),
+        "    checks_per_second: 0.01\n",
+    ))
+    .await;
+    for stream in [false, false, true, false] {
+        let (status, _, _) = post(&gw.url("/v1/chat/completions"), ask(stream), &[]).await;
+        assert_eq!(status, 200);
+    }
+    let syntax_fail = r#"tiergate_answer_checks_total{check="syntax",result="fail",tier="primitive",upstream="a"}"#;
+    eventually(&gw, syntax_fail, 1.0).await;
+    eventually(
+        &gw,
+        r#"tiergate_answers_unchecked_total{reason="budget",tier="primitive"}"#,
+        3.0,
+    )
+    .await;
+    let m = gw.metrics();
+    assert_eq!(metric(&m, syntax_fail), Some(1.0), "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_answers_unchecked_total{reason="too_long",tier="primitive"}"#
+        ),
+        Some(0.0),
+        "{m}"
+    );
+
+    // A tier that escalates checks every answer, whatever its budget says.
+    let gw2 = Gateway::start(&policy(
+        &local.base_url(),
+        &frontier.base_url(),
+        "    checks_per_second: 0\n    escalate_on: [syntax]\n",
+    ))
+    .await;
+    for _ in 0..3 {
+        let (status, headers, body) = post(&gw2.url("/v1/chat/completions"), ask(false), &[]).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-tiergate-escalated"], "a");
+        assert_eq!(json(&body)["choices"][0]["message"]["content"], GOOD);
+    }
+    let m = gw2.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            r#"tiergate_answers_unchecked_total{reason="budget",tier="primitive"}"#
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    gw.shutdown().await;
+    gw2.shutdown().await;
 }
 
 #[tokio::test]

@@ -297,6 +297,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
                 hold_back: t.hold_back,
                 shadow: t.shadow.as_ref(),
                 quality_gate: t.quality_gate,
+                checks_per_second: t.checks_per_second,
             },
             &index,
             &err,
@@ -485,6 +486,22 @@ mod tests {
         let e = parse("p.yaml", &text, no_env).unwrap_err();
         assert_eq!((e.line, e.column), (11, 20), "{e}");
         assert!(e.message.contains("upstream b"), "{e}");
+    }
+
+    #[test]
+    fn checks_per_second_is_read_and_a_negative_one_is_located() {
+        let p = parse("p.yaml", GOOD, no_env).unwrap();
+        assert_eq!(p.tiers[0].quality.checks_per_second, 50.0);
+        let all = GOOD.replace(
+            "    upstreams: [a]\n  - name: arch",
+            "    upstreams: [a]\n    checks_per_second: .inf\n  - name: arch",
+        );
+        let p = parse("p.yaml", &all, no_env).unwrap();
+        assert!(p.tiers[0].quality.checks_per_second.is_infinite());
+        let bad = all.replace(".inf", "-1");
+        let e = parse("p.yaml", &bad, no_env).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("checks_per_second"), "{e}");
     }
 
     #[test]

@@ -81,13 +81,37 @@ fn default_probe_tokens() -> u64 {
     2048
 }
 
+/// Answers checked per second and tier when the policy does not say: every answer of a
+/// team's working day, a bounded CPU share under a load test.
+pub const DEFAULT_CHECKS_PER_SECOND: f64 = 50.0;
+
 /// A tier's quality settings, compiled: upstreams by index.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TierQuality {
     pub escalate_on: Vec<Check>,
     pub hold_back: Option<HoldBack>,
     pub shadow: Option<Shadow>,
     pub quality_gate: Option<QualityGateConfig>,
+    pub checks_per_second: f64,
+}
+
+impl Default for TierQuality {
+    fn default() -> Self {
+        TierQuality {
+            escalate_on: Vec::new(),
+            hold_back: None,
+            shadow: None,
+            quality_gate: None,
+            checks_per_second: DEFAULT_CHECKS_PER_SECOND,
+        }
+    }
+}
+
+impl TierQuality {
+    /// Whether every answer is checked: the verdict decides an escalation or a comparison.
+    pub fn checks_all(&self) -> bool {
+        !self.escalate_on.is_empty() || self.shadow.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +145,7 @@ pub struct TierSections<'a> {
     pub hold_back: Option<HoldBack>,
     pub shadow: Option<&'a ShadowConfig>,
     pub quality_gate: Option<QualityGateConfig>,
+    pub checks_per_second: f64,
 }
 
 type Err<'e> = &'e dyn Fn(&[&str], String) -> ConfigError;
@@ -236,11 +261,18 @@ pub fn compile_tier(
             ));
         }
     }
+    if t.checks_per_second.is_nan() || t.checks_per_second < 0.0 {
+        return Err(err(
+            &["tiers", name, "checks_per_second"],
+            format!("tier {name}: checks_per_second must not be negative (.inf: every answer)"),
+        ));
+    }
     Ok(TierQuality {
         escalate_on,
         hold_back: t.hold_back,
         shadow,
         quality_gate: t.quality_gate,
+        checks_per_second: t.checks_per_second,
     })
 }
 

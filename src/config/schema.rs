@@ -309,4 +309,12 @@ pub struct TierConfig {
     pub shadow: Option<ShadowConfig>,
     #[serde(default)]
     pub quality_gate: Option<QualityGateConfig>,
+    /// Answers the checks read per second, at most (`.inf`: every one). A tier that
+    /// escalates, holds back or shadows checks every answer whatever this says.
+    #[serde(default = "checks_per_second")]
+    pub checks_per_second: f64,
+}
+
+fn checks_per_second() -> f64 {
+    crate::config::quality::DEFAULT_CHECKS_PER_SECOND
 }

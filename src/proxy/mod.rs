@@ -102,7 +102,12 @@ async fn lifecycle(
 
     // 3. Decide, within what the key may use and where the data may go.
     let (target, reason) = decide::target(&rt.policy, &parsed.model, client.tier.as_deref())?;
-    let mut decision = decide::decide(&rt.policy, target, reason, || parsed.conversation())?;
+    // Read once: the classifier, the answer checks and feedback share it.
+    let conversation = parsed.conversation();
+    let mut decision = decide::decide(&rt.policy, target, reason, || match &conversation {
+        Ok(c) => Ok(c),
+        Err(e) => Err(e.again()),
+    })?;
     app.metrics
         .classifier
         .observe(&rt.policy.tiers[decision.tier].name, &decision);
@@ -134,7 +139,7 @@ async fn lifecycle(
         .quality_gate
         .is_some()
     {
-        let task = quality::task_of(&parsed);
+        let task = quality::task_of(conversation.as_ref().ok());
         shadow::gate(app, rt, decision.tier, origin.client, &task, &mut sent);
     }
     if format == Format::CountTokens && sent.is_empty() {
@@ -201,7 +206,12 @@ async fn lifecycle(
         fwd
     };
     // 5b. Escalate a whole answer that fails the tier's `escalate_on` checks.
-    let asked = Arc::new(quality::Asked::of(&parsed, chat_request));
+    let checked = quality::to_check(app, rt, decision.tier, format, way);
+    let asked = Arc::new(quality::Asked::of(
+        conversation.as_ref().ok(),
+        chat_request,
+        checked,
+    ));
     // A streamed one only in the tier's opt-in hold-back, before its first byte goes out.
     let route = quality::Route {
         tier: decision.tier,
@@ -238,9 +248,9 @@ async fn lifecycle(
         prompt_bytes: parsed.prompt_bytes(),
         in_flight: progress.in_flight.take(),
         bills: adapter.bills,
-        note: Note::of(&rt.policy, &decision, || parsed.conversation().ok()),
+        note: Note::of(&rt.policy, &decision, || conversation.as_ref().ok()),
         settle: Some(settle),
-        checks: quality::checked(format, way).then(|| asked.clone()),
+        checks: (checked && quality::checked(format, way)).then(|| asked.clone()),
         ..Ledger::open(origin, &decision, &mut fwd)
     };
     progress.recorded = true;

@@ -17,7 +17,6 @@ pub fn mark_escalated(resp: &mut Response<crate::http::Body>, from: &str) {
 }
 
 use super::forward::{self, Forwarded};
-use super::parse::Parsed;
 use crate::app::App;
 use crate::config::Upstream;
 use crate::error::GatewayError;
@@ -28,51 +27,84 @@ use crate::protocol::openai::Usage;
 use crate::provider::Way;
 use crate::quality::checks::{self, Answer, Check};
 use crate::quality::feedback::{Served, conversation_key};
+use crate::routing::input::Conversation;
 use crate::routing::{Decision, task};
 use crate::upstream::{Runtime, UpstreamRuntime};
 
 /// The header of an answer that replaced one that failed a check: the failed upstream.
 pub const HEADER_ESCALATED: &str = "x-tiergate-escalated";
 
-/// What the checks need of the request, taken once.
+/// What the answer checks and feedback need of the request, taken once.
 #[derive(Debug, Default)]
 pub struct Asked {
-    pub task: String,
-    pub offer: Option<ToolOffer>,
     /// `feedback::conversation_key` of the conversation.
     pub conversation: Option<u64>,
+    /// What the checks read; None when this request's answer is not checked (`to_check`).
+    pub inputs: Option<Inputs>,
     /// The answer once checked, and whether every check passed (for shadow comparison).
     pub outcome: std::sync::Mutex<Option<(Answer, bool)>>,
 }
 
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub task: String,
+    pub offer: Option<ToolOffer>,
+}
+
 impl Asked {
-    pub fn of(parsed: &Parsed<'_>, chat_request: Option<&Bytes>) -> Asked {
-        let conv = parsed.conversation().ok();
+    /// `checked`: whether the answer will be checked; only then are the task and the
+    /// offered tools taken out of the request.
+    pub fn of(
+        conv: Option<&Conversation<'_>>,
+        chat_request: Option<&Bytes>,
+        checked: bool,
+    ) -> Asked {
         Asked {
-            task: conv
-                .as_ref()
-                .map(|c| task::extract(c).text.into_owned())
-                .unwrap_or_default(),
-            offer: chat_request.and_then(|b| ToolOffer::from_request(b)),
-            conversation: conv.as_ref().map(conversation_key),
+            conversation: conv.map(conversation_key),
+            inputs: checked.then(|| Inputs {
+                task: task_of(conv),
+                offer: chat_request.and_then(|b| ToolOffer::from_request(b)),
+            }),
             outcome: Default::default(),
         }
     }
 
     pub fn checks(&self) -> checks::Asked<'_> {
-        checks::Asked {
-            task: &self.task,
-            tools: self.offer.as_ref(),
-        }
+        self.inputs
+            .as_ref()
+            .map_or_else(checks::Asked::default, |i| checks::Asked {
+                task: &i.task,
+                tools: i.offer.as_ref(),
+            })
     }
 }
 
+/// Whether the answer of a request to `tier` that takes `way` is checked: one the checks
+/// can read, within the tier's budget (every one where the verdict decides something).
+/// One over the budget is counted.
+pub fn to_check(app: &App, rt: &Runtime, tier: usize, format: Format, way: Way) -> bool {
+    if !checked(format, way) {
+        return false;
+    }
+    if rt.policy.tiers[tier].quality.checks_all() || rt.check_budgets[tier].take() {
+        return true;
+    }
+    unchecked(app, &rt.policy.tiers[tier].name, "budget");
+    false
+}
+
+/// Counts an answer the checks did not read, and why (`quality::metrics::UNCHECKED`).
+pub fn unchecked(app: &App, tier: &str, reason: &str) {
+    app.metrics
+        .quality
+        .answers_unchecked
+        .with_label_values(&[tier, reason])
+        .inc();
+}
+
 /// The user's task in the request (empty when its conversation cannot be read).
-pub fn task_of(parsed: &Parsed<'_>) -> String {
-    parsed
-        .conversation()
-        .ok()
-        .map(|c| task::extract(&c).text.into_owned())
+pub fn task_of(conv: Option<&Conversation<'_>>) -> String {
+    conv.map(|c| task::extract(c).text.into_owned())
         .unwrap_or_default()
 }
 
@@ -114,6 +146,8 @@ pub struct Capture {
     asked: Arc<Asked>,
     bytes: Vec<u8>,
     upstream: Format,
+    /// `tiergate_answers_unchecked_total{reason="too_long"}` of the tier.
+    too_long: prometheus::IntCounter,
 }
 
 /// Streams longer than this are not checked: the copy is bounded.
@@ -122,16 +156,25 @@ const CAPTURE_LIMIT: usize = 1024 * 1024;
 impl Capture {
     /// A capture for a stream whose ledger asks for checks, in the upstream's format.
     pub fn of(ledger: &super::record::Ledger, upstream: Format) -> Option<Capture> {
+        let tier = &ledger.rt.policy.tiers[ledger.tier].name;
         ledger.checks.clone().map(|asked| Capture {
             asked,
             bytes: Vec::new(),
             upstream,
+            too_long: ledger
+                .app
+                .metrics
+                .quality
+                .answers_unchecked
+                .with_label_values(&[tier, "too_long"]),
         })
     }
 
-    /// Copies `data`; false once the stream is over the bound (drop the capture then).
+    /// Copies `data`; false once the stream is over the bound (drop the capture then: it
+    /// is counted as unchecked).
     pub fn push(&mut self, data: &[u8]) -> bool {
         if self.bytes.len() + data.len() > CAPTURE_LIMIT {
+            self.too_long.inc();
             return false;
         }
         self.bytes.extend_from_slice(data);

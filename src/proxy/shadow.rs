@@ -241,10 +241,7 @@ async fn run(job: Job) {
     let Some(theirs) = Answer::from_chat_json(&reply.body) else {
         return;
     };
-    let asked = checks::Asked {
-        task: &job.asked.task,
-        tools: job.asked.offer.as_ref(),
-    };
+    let asked = job.asked.checks();
     let shadow_pass = checks::run(&asked, &theirs).failed().next().is_none();
     let agree = local_pass == shadow_pass;
     app.metrics
@@ -263,7 +260,7 @@ async fn run(job: Job) {
         return;
     };
     let jup = &p.upstreams[judge.upstream];
-    let prompt = judge_prompt(&job.asked.task, &local.text, &theirs.text);
+    let prompt = judge_prompt(asked.task, &local.text, &theirs.text);
     let estimate = estimate_usd(
         jup,
         prompt.len(),
@@ -314,7 +311,7 @@ async fn run(job: Job) {
     );
     app.shadow
         .gate
-        .record(tier, job.client, kind_of(&job.asked.task), win);
+        .record(tier, job.client, kind_of(asked.task), win);
 }
 
 /// The quality gate: a segment under it is answered by the route's next upstream first,

@@ -11,7 +11,13 @@ use crate::proxy::holdback::Outcome;
 pub struct QualityMetrics {
     /// tier, upstream (the one held), outcome (`holdback::Outcome`)
     pub hold_backs: IntCounterVec,
+    /// tier, reason (`UNCHECKED`): chat-shaped answers the checks did not read
+    pub answers_unchecked: IntCounterVec,
 }
+
+/// Why an answer was not checked: over the tier's `checks_per_second`, or a stream longer
+/// than the copy the checks keep.
+pub const UNCHECKED: [&str; 2] = ["budget", "too_long"];
 
 impl QualityMetrics {
     pub fn new(r: &Registry) -> Self {
@@ -22,6 +28,12 @@ impl QualityMetrics {
                 "Streams held back before their first byte (a tier's hold_back), by how the hold ended.",
                 &["tier", "upstream", "outcome"],
             ),
+            answers_unchecked: counter(
+                r,
+                "tiergate_answers_unchecked_total",
+                "Chat-shaped answers the answer checks did not read (budget: over the tier's checks_per_second; too_long: a stream over the copy's bound).",
+                &["tier", "reason"],
+            ),
         }
     }
 
@@ -31,6 +43,9 @@ impl QualityMetrics {
     pub fn preset(&self, m: &Metrics, policy: &Policy) {
         for tier in &policy.tiers {
             let t = tier.name.as_str();
+            for r in UNCHECKED {
+                self.answers_unchecked.with_label_values(&[t, r]);
+            }
             for &u in &tier.upstreams {
                 let u = policy.upstreams[u].name.as_str();
                 for o in Outcome::ALL {

@@ -81,11 +81,11 @@ pub fn tier_for<P: Routes + ?Sized>(policy: &P, c: &Classification) -> usize {
 }
 
 /// The whole decision. `conversation` is only built (and only called) for `auto`.
-pub fn decide<'a, P: Routes + ?Sized>(
+pub fn decide<'c, 'a: 'c, P: Routes + ?Sized>(
     policy: &P,
     target: Target,
     reason: &'static str,
-    conversation: impl FnOnce() -> Result<Conversation<'a>, GatewayError>,
+    conversation: impl FnOnce() -> Result<&'c Conversation<'a>, GatewayError>,
 ) -> Result<Decision, GatewayError> {
     Ok(match target {
         Target::Tier(tier) => Decision {
@@ -107,7 +107,7 @@ pub fn decide<'a, P: Routes + ?Sized>(
             reasons: Vec::new(),
         },
         Target::Auto => {
-            let c = classifier::classify(&conversation()?, policy.classifier());
+            let c = classifier::classify(conversation()?, policy.classifier());
             Decision {
                 tier: tier_for(policy, &c),
                 upstream: None,
@@ -152,16 +152,12 @@ mod tests {
     #[test]
     fn auto_uses_the_classifier_and_fim_is_primitive() {
         let p = policy();
-        let d = decide(&p, Target::Auto, "auto", || {
-            Ok(Conversation::from_prompt("def f(x", true))
-        })
-        .unwrap();
+        let fim = Conversation::from_prompt("def f(x", true);
+        let d = decide(&p, Target::Auto, "auto", || Ok(&fim)).unwrap();
         assert_eq!((d.tier, d.reason), (p.primitive_tier, "fim"));
         let arch = "Split the billing module of this monolith into its own microservice with an event bus, and plan the database migration.";
-        let d = decide(&p, Target::Auto, "auto", || {
-            Ok(Conversation::from_prompt(arch, false))
-        })
-        .unwrap();
+        let arch = Conversation::from_prompt(arch, false);
+        let d = decide(&p, Target::Auto, "auto", || Ok(&arch)).unwrap();
         assert_eq!(d.tier, p.architecture_tier);
     }
 }

@@ -30,7 +30,7 @@ impl Note {
     pub fn of<'a>(
         policy: &Policy,
         decision: &Decision,
-        conversation: impl FnOnce() -> Option<Conversation<'a>>,
+        conversation: impl FnOnce() -> Option<&'a Conversation<'a>>,
     ) -> Note {
         let show = policy.server.ui_show_prompts;
         let reasons = decision
@@ -40,7 +40,7 @@ impl Note {
             .cloned()
             .collect();
         let prompt = if show {
-            conversation().map(|c| excerpt(&task::extract(&c).text))
+            conversation().map(|c| excerpt(&task::extract(c).text))
         } else {
             None
         };
@@ -168,7 +168,8 @@ mod tests {
             reason: "classifier_primitive",
             reasons: vec!["word \"debounce\"".into(), "single artifact".into()],
         };
-        Note::of(&p, &d, || Some(Conversation::from_prompt(prompt, false)))
+        let conv = Conversation::from_prompt(prompt, false);
+        Note::of(&p, &d, || Some(&conv))
     }
 
     #[test]
