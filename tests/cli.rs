@@ -85,6 +85,18 @@ fn check_reports_file_line_column_and_fails() {
             4,
             "invalid type",
         ),
+        (
+            format!(
+                "{GOOD}classifier:\n  second_opinion:\n    deadline: 1s\n    band: [0.7, 0.2]\n"
+            ),
+            15,
+            "second_opinion.band",
+        ),
+        (
+            format!("{GOOD}classifier:\n  second_opinion:\n    upstream: nope\n"),
+            14,
+            "no upstream named nope",
+        ),
     ];
     for (text, line, needle) in cases {
         let (ok, _, err) = check(&text);

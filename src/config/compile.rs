@@ -122,6 +122,14 @@ impl Policy {
                 "no enabled upstream is marked local: requests carrying a secret get 503".into(),
             );
         }
+        if let Some(so) = &self.classifier.second_opinion
+            && let Some(why) = &self.upstreams[so.upstream].disabled
+        {
+            out.push(format!(
+                "classifier.second_opinion: upstream {} is disabled ({why}): second opinions are skipped",
+                self.upstreams[so.upstream].name
+            ));
+        }
         for (i, t) in self.tiers.iter().enumerate() {
             if self.route(i).next().is_none() {
                 out.push(format!(
@@ -318,10 +326,22 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
     };
     let primitive_tier = tier_index(&raw.classifier.primitive_tier, "primitive_tier")?;
     let architecture_tier = tier_index(&raw.classifier.architecture_tier, "architecture_tier")?;
-    let classifier = CompiledClassifier::compile(&raw.classifier).map_err(|e| {
+    let rule_err = |e: crate::routing::rules::RuleError| {
         let path: Vec<&str> = e.path.iter().map(String::as_str).collect();
         err(&path, e.message)
-    })?;
+    };
+    let mut classifier = CompiledClassifier::compile(&raw.classifier).map_err(rule_err)?;
+    if let Some(so) = &raw.classifier.second_opinion {
+        classifier.second_opinion = Some(
+            crate::routing::second_opinion::compile(
+                so,
+                classifier.uncertain_band,
+                index,
+                tiers[primitive_tier].upstreams[0],
+            )
+            .map_err(rule_err)?,
+        );
+    }
     let reference_upstream = match &raw.reference_upstream {
         None => None,
         Some(name) => Some(index(name).ok_or_else(|| {

@@ -59,6 +59,12 @@ impl Metrics {
                 self.decisions
                     .with_label_values(&[name, crate::routing::classifier::ARCHITECTURE]);
             }
+            if policy.classifier.second_opinion.is_some()
+                && (t == policy.primitive_tier || t == policy.architecture_tier)
+            {
+                self.decisions
+                    .with_label_values(&[name, crate::routing::second_opinion::REASON]);
+            }
             for (i, &up) in tier.upstreams.iter().enumerate() {
                 let u = policy.upstreams[up].name.as_str();
                 self.preset_route(name, u);

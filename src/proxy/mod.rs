@@ -4,7 +4,8 @@
 //! 1. **snapshot**: `Origin` takes the policy the whole request will use, its id, the client.
 //! 2. **read and parse** in the client's format (`parse`): body limits, the fields routing
 //!    needs, the conversation the classifier reads.
-//! 3. **decide** the tier (`routing::decide`): header, model name, or the classifier.
+//! 3. **decide** the tier (`routing::decide`): header, model name, or the classifier; an
+//!    uncertain score may ask an upstream for a second opinion (`second_opinion`).
 //! 4. **plan** the upstreams (`plan`): the route's upstreams in order, how each serves the
 //!    format (`provider::Way`), the translations they need, made once.
 //! 5. **forward** (`forward`): breaker and health skip, spill-over, retries, fallback; then
@@ -31,6 +32,7 @@ mod plan;
 pub mod quality;
 pub mod record;
 mod respond;
+mod second_opinion;
 mod shadow;
 mod stream;
 mod translated;
@@ -111,6 +113,10 @@ async fn lifecycle(
     app.metrics
         .classifier
         .observe(&rt.policy.tiers[decision.tier].name, &decision);
+    // The first opinion is counted above; inside the band a second one may change the tier.
+    if format != Format::CountTokens {
+        second_opinion::consult(origin, &caller, pin.as_ref(), &parsed, &mut decision).await;
+    }
     guard::restrict(origin, &caller, pin.as_ref(), &mut decision)?;
 
     // 4. Plan, and reserve the budget (an exhausted one may downgrade the plan).

@@ -1,9 +1,11 @@
 //! The classifier's confidence as metric families: its score per decided tier and the
-//! decisions inside the policy's uncertain band (`classifier.uncertain_band`).
+//! decisions inside the policy's uncertain band (`classifier.uncertain_band`), and what the
+//! second opinion on them did (`classifier.second_opinion`).
 
 use prometheus::{HistogramVec, IntCounterVec, Registry};
 
 use super::decide::Decision;
+use super::second_opinion::Outcome;
 use crate::metrics::{counter, histogram};
 
 /// Score buckets in twentieths: fine enough to see the band and the threshold.
@@ -18,6 +20,8 @@ pub struct ClassifierMetrics {
     pub score: HistogramVec,
     /// tier
     pub uncertain: IntCounterVec,
+    /// tier (the final one), outcome
+    pub second_opinions: IntCounterVec,
 }
 
 impl ClassifierMetrics {
@@ -36,6 +40,12 @@ impl ClassifierMetrics {
                 "Classifier decisions whose score fell inside the policy's uncertain band, by the tier decided.",
                 &["tier"],
             ),
+            second_opinions: counter(
+                r,
+                "tiergate_classifier_second_opinions_total",
+                "Second opinions on decisions inside classifier.second_opinion.band, by the final tier and outcome (agreed, overturned, timeout, error, skipped).",
+                &["tier", "outcome"],
+            ),
         }
     }
 
@@ -44,6 +54,9 @@ impl ClassifierMetrics {
         for tier in tiers {
             self.score.with_label_values(&[tier]);
             self.uncertain.with_label_values(&[tier]);
+            for o in Outcome::ALL {
+                self.second_opinions.with_label_values(&[tier, o.label()]);
+            }
         }
     }
 
@@ -54,5 +67,12 @@ impl ClassifierMetrics {
         if decision.uncertain {
             self.uncertain.with_label_values(&[tier]).inc();
         }
+    }
+
+    /// One second opinion; `tier` is the tier the request went to.
+    pub fn second_opinion(&self, tier: &str, outcome: Outcome) {
+        self.second_opinions
+            .with_label_values(&[tier, outcome.label()])
+            .inc();
     }
 }

@@ -20,6 +20,7 @@ pub mod phrases;
 pub mod policy;
 pub mod priors;
 pub mod rules;
+pub mod second_opinion;
 pub mod structure;
 pub mod task;
 pub mod train;

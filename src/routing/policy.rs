@@ -2,6 +2,8 @@
 //! It lives in routing so that routing needs nothing from `config`; `config::schema`
 //! re-exports it.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -20,6 +22,34 @@ pub struct ClassifierConfig {
     /// Scores within `[low, high]` are decisions the classifier is unsure of: counted in
     /// `tiergate_classifier_uncertain_total`.
     pub uncertain_band: [f64; 2],
+    /// Off when absent: inside a band, a short classification prompt to an upstream decides.
+    pub second_opinion: Option<SecondOpinionConfig>,
+}
+
+/// `classifier.second_opinion`: ask an upstream (the local model by default) to classify the
+/// requests whose score falls in `band`; past `deadline` the first opinion stands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondOpinionConfig {
+    /// Default: the primitive tier's first upstream.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Default: `uncertain_band`.
+    #[serde(default)]
+    pub band: Option<[f64; 2]>,
+    #[serde(default = "default_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+    /// The answer is one word.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u64,
+}
+
+fn default_deadline() -> Duration {
+    Duration::from_millis(400)
+}
+
+fn default_max_tokens() -> u64 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +77,7 @@ impl Default for ClassifierConfig {
             side_calls: true,
             rules: Vec::new(),
             uncertain_band: [0.25, 0.6],
+            second_opinion: None,
         }
     }
 }

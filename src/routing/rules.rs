@@ -35,6 +35,8 @@ pub struct CompiledClassifier {
     pub model: Arc<Model>,
     /// Scores within `[low, high]` are uncertain decisions.
     pub uncertain_band: (f64, f64),
+    /// Set by the policy's compiler, which knows the upstreams (`second_opinion::compile`).
+    pub second_opinion: Option<super::second_opinion::SecondOpinion>,
 }
 
 impl fmt::Debug for CompiledClassifier {
@@ -53,6 +55,7 @@ impl fmt::Debug for CompiledClassifier {
             )
             .field("model", &self.model.trained_on)
             .field("uncertain_band", &self.uncertain_band)
+            .field("second_opinion", &self.second_opinion)
             .finish()
     }
 }
@@ -88,6 +91,7 @@ impl CompiledClassifier {
             rules: Vec::new(),
             model: Model::embedded()?,
             uncertain_band: (0.25, 0.6),
+            second_opinion: None,
         })
     }
 
@@ -187,6 +191,7 @@ impl CompiledClassifier {
             rules,
             model,
             uncertain_band,
+            second_opinion: None,
         })
     }
 

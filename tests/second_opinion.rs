@@ -1,0 +1,228 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The second opinion on uncertain decisions (`classifier.second_opinion`), over real
+//! sockets: an in-band request asks the opinion mock, whose answer decides the tier; a slow
+//! one is left behind at the deadline; out-of-band and explicit requests ask nothing; a
+//! request carrying a secret never reaches a second-opinion upstream that is not local.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
+use common::{Gateway, MockUpstream};
+
+/// Prompts and the scores the shipped classifier gives them (as in classifier_metrics.rs).
+const CLEAR_PRIMITIVE: &str = "write a function that parses dates"; // 0.000
+const UNSURE_PRIMITIVE: &str = "Counting Ways of Making Change."; // 0.330
+const UNSURE_ARCHITECTURE: &str = "Return the top k requests during a time interval"; // 0.423
+const CLEAR_ARCHITECTURE: &str = "Split the billing module of this service into its own \
+    microservice with an event bus, and plan the database migration across our codebase."; // 1.000
+
+struct Setup {
+    gw: Gateway,
+    local: MockUpstream,
+    frontier: MockUpstream,
+    opinion: MockUpstream,
+}
+
+/// `local` (marked local) serves primitive, `frontier` architecture; `opinion` (not local,
+/// in no tier) gives the second opinion with `section`'s settings.
+async fn setup(opinion: MockSpec, section: &str) -> Setup {
+    let local = MockSpec::new().start().await;
+    let frontier = MockSpec::new().start().await;
+    let opinion = opinion.start().await;
+    let local_yaml = upstream_yaml("local", &local, "{}")
+        .replace("    price: {}\n", "    price: {}\n    local: true\n");
+    let policy = format!(
+        "upstreams:\n{local_yaml}{}{}tiers:\n  - {{ name: primitive, upstreams: [local] }}\n  - {{ name: architecture, upstreams: [frontier] }}\nclassifier:\n  threshold: 0.35\n  second_opinion: {{ upstream: opinion, {section} }}\n",
+        upstream_yaml("frontier", &frontier, "{}"),
+        upstream_yaml("opinion", &opinion, "{}"),
+    );
+    Setup {
+        gw: Gateway::start(&policy).await,
+        local,
+        frontier,
+        opinion,
+    }
+}
+
+/// The tier and reason headers of one chat request.
+async fn ask(gw: &Gateway, model: &str, prompt: &str) -> (String, String) {
+    let body = chat_body(model, prompt, false);
+    let (status, headers, _) =
+        common::post(&gw.url("/v1/chat/completions"), body.to_string(), &[]).await;
+    assert_eq!(status, 200, "{prompt}");
+    let h = |name: &str| headers[name].to_str().unwrap().to_string();
+    (h("x-tiergate-tier"), h("x-tiergate-reason"))
+}
+
+fn opinions(m: &str, tier: &str, outcome: &str) -> f64 {
+    sample_sum(
+        m,
+        "tiergate_classifier_second_opinions_total",
+        &[("tier", tier), ("outcome", outcome)],
+    )
+    .unwrap_or_else(|| panic!("no series {tier}/{outcome}:\n{m}"))
+}
+
+/// Every outcome of every tier is zero but the ones listed.
+fn assert_counts(m: &str, nonzero: &[(&str, &str, f64)]) {
+    for tier in ["primitive", "architecture"] {
+        for outcome in ["agreed", "overturned", "timeout", "error", "skipped"] {
+            let want = nonzero
+                .iter()
+                .find(|(t, o, _)| *t == tier && *o == outcome)
+                .map_or(0.0, |x| x.2);
+            assert_eq!(opinions(m, tier, outcome), want, "{tier}/{outcome}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_in_band_answer_decides_the_tier() {
+    let s = setup(
+        MockSpec::new().content(["ARCHITECTURE"]),
+        "band: [0.25, 0.6], deadline: 5s",
+    )
+    .await;
+    assert_counts(&scrape(&s.gw).await, &[]);
+
+    // The classifier says primitive (0.330); the second opinion overturns it.
+    let (tier, reason) = ask(&s.gw, "auto", UNSURE_PRIMITIVE).await;
+    assert_eq!(
+        (tier.as_str(), reason.as_str()),
+        ("architecture", "second_opinion")
+    );
+    assert_eq!(s.local.requests().len(), 0);
+    assert_eq!(s.frontier.requests().len(), 1);
+    let asked = s.opinion.requests();
+    assert_eq!(asked.len(), 1);
+    let q = asked[0].json();
+    assert_eq!(q["model"], "opinion-model");
+    assert_eq!(q["temperature"], 0);
+    assert!(q["max_tokens"].as_u64().unwrap() <= 8, "{q}");
+    assert_eq!(q["stream"], false);
+    let user = q["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains(UNSURE_PRIMITIVE), "{user}");
+    // The client's real request went to the frontier, not the classification prompt.
+    let real = s.frontier.requests()[0].json();
+    assert_eq!(real["messages"][0]["content"], UNSURE_PRIMITIVE);
+
+    // The classifier says architecture (0.423); the second opinion agrees.
+    let (tier, reason) = ask(&s.gw, "auto", UNSURE_ARCHITECTURE).await;
+    assert_eq!(
+        (tier.as_str(), reason.as_str()),
+        ("architecture", "classifier_architecture")
+    );
+    assert_eq!(s.opinion.requests().len(), 2);
+
+    let m = scrape(&s.gw).await;
+    assert_counts(
+        &m,
+        &[
+            ("architecture", "overturned", 1.0),
+            ("architecture", "agreed", 1.0),
+        ],
+    );
+    let decided = sample_sum(
+        &m,
+        "tiergate_routing_decisions_total",
+        &[("tier", "architecture"), ("reason", "second_opinion")],
+    );
+    assert_eq!(decided, Some(1.0));
+    s.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn out_of_band_and_explicit_requests_ask_nothing() {
+    let s = setup(
+        MockSpec::new().content(["ARCHITECTURE"]),
+        "band: [0.25, 0.6]",
+    )
+    .await;
+    assert_eq!(ask(&s.gw, "auto", CLEAR_PRIMITIVE).await.0, "primitive");
+    assert_eq!(
+        ask(&s.gw, "auto", CLEAR_ARCHITECTURE).await.0,
+        "architecture"
+    );
+    // In the band, but the client chose the tier.
+    assert_eq!(
+        ask(&s.gw, "primitive", UNSURE_PRIMITIVE).await.0,
+        "primitive"
+    );
+    assert_eq!(s.opinion.requests().len(), 0);
+    assert_counts(&scrape(&s.gw).await, &[]);
+    s.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_second_opinion_leaves_the_first_at_the_deadline() {
+    let deadline = Duration::from_millis(300);
+    let s = setup(
+        MockSpec::new()
+            .content(["ARCHITECTURE"])
+            .first_byte_delay(Duration::from_secs(10)),
+        "band: [0.25, 0.6], deadline: 300ms",
+    )
+    .await;
+    let t0 = Instant::now();
+    let (tier, reason) = ask(&s.gw, "auto", UNSURE_PRIMITIVE).await;
+    let took = t0.elapsed();
+    assert_eq!(
+        (tier.as_str(), reason.as_str()),
+        ("primitive", "classifier_primitive")
+    );
+    // It was waited for, up to the deadline and no longer (a generous bound).
+    assert!(took >= deadline, "{took:?}");
+    assert!(took < deadline + Duration::from_secs(2), "{took:?}");
+    assert_eq!(s.local.requests().len(), 1);
+    assert_counts(&scrape(&s.gw).await, &[("primitive", "timeout", 1.0)]);
+    s.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_answer_that_is_neither_word_leaves_the_first_opinion() {
+    let s = setup(MockSpec::new().content(["I think so"]), "deadline: 5s").await;
+    let (tier, reason) = ask(&s.gw, "auto", UNSURE_PRIMITIVE).await;
+    assert_eq!(
+        (tier.as_str(), reason.as_str()),
+        ("primitive", "classifier_primitive")
+    );
+    assert_eq!(s.opinion.requests().len(), 1);
+    assert_counts(&scrape(&s.gw).await, &[("primitive", "error", 1.0)]);
+    s.gw.shutdown().await;
+}
+
+/// A GitHub token, assembled here so that no file holds one (as in governance.rs).
+fn secret() -> String {
+    let tail: String = (0..36)
+        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+        .collect();
+    format!("ghp_{}", tail.replace('a', "7"))
+}
+
+#[tokio::test]
+async fn a_secret_never_reaches_a_second_opinion_that_is_not_local() {
+    // The whole range is the band, so that the secret's words cannot move it out.
+    let s = setup(
+        MockSpec::new().content(["ARCHITECTURE"]),
+        "band: [0.0, 1.0], deadline: 5s",
+    )
+    .await;
+    let with_secret = format!("Counting Ways of Making Change. My token is {}", secret());
+    let (tier, reason) = ask(&s.gw, "auto", &with_secret).await;
+    assert_eq!((tier.as_str(), reason.as_str()), ("primitive", "secret"));
+    assert_eq!(
+        s.opinion.requests().len(),
+        0,
+        "the secret went to the opinion"
+    );
+    assert_eq!(s.frontier.requests().len(), 0);
+    assert_eq!(s.local.requests().len(), 1);
+    assert_counts(&scrape(&s.gw).await, &[("primitive", "skipped", 1.0)]);
+
+    // The same request without the secret does ask (so the test above can fail).
+    ask(&s.gw, "auto", UNSURE_PRIMITIVE).await;
+    assert_eq!(s.opinion.requests().len(), 1);
+    s.gw.shutdown().await;
+}
