@@ -115,7 +115,8 @@ async fn lifecycle(
         .observe(&rt.policy.tiers[decision.tier].name, &decision);
     // The first opinion is counted above; inside the band a second one may change the tier.
     if format != Format::CountTokens {
-        second_opinion::consult(origin, &caller, pin.as_ref(), &parsed, &mut decision).await;
+        let conv = conversation.as_ref().ok();
+        second_opinion::consult(origin, &caller, pin.as_ref(), conv, &mut decision).await;
     }
     guard::restrict(origin, &caller, pin.as_ref(), &mut decision)?;
 

@@ -5,20 +5,19 @@
 //! the reading of the answer are `routing::second_opinion`'s.
 
 use super::guard::Pin;
-use super::parse::Parsed;
 use super::record::Origin;
 use crate::govern::Caller;
 use crate::quality::checks::Answer;
 use crate::quality::probe::ask;
 use crate::routing::second_opinion::{self, Outcome};
-use crate::routing::{Decision, task};
+use crate::routing::{Conversation, Decision, task};
 
 /// Asks for the second opinion when the decision wants one, and counts what became of it.
 pub async fn consult(
     origin: &Origin,
     caller: &Caller,
     pin: Option<&Pin>,
-    parsed: &Parsed<'_>,
+    conv: Option<&Conversation<'_>>,
     d: &mut Decision,
 ) {
     let (app, rt) = (&origin.app, &origin.rt);
@@ -34,7 +33,7 @@ pub async fn consult(
     let reachable =
         up.is_enabled() && (pin.is_none() || up.local) && caller.may_use_upstream(&up.name);
     let outcome = if reachable {
-        ask_upstream(origin, parsed, so, d).await
+        ask_upstream(origin, conv, so, d).await
     } else {
         Outcome::Skipped
     };
@@ -45,17 +44,17 @@ pub async fn consult(
 
 async fn ask_upstream(
     origin: &Origin,
-    parsed: &Parsed<'_>,
+    conv: Option<&Conversation<'_>>,
     so: &second_opinion::SecondOpinion,
     d: &mut Decision,
 ) -> Outcome {
     let rt = &origin.rt;
     let up = &rt.policy.upstreams[so.upstream];
-    // The conversation parsed once already for the first opinion.
-    let body = match parsed.conversation() {
-        Ok(conv) => second_opinion::request(&task::extract(&conv).text, so.max_tokens),
-        Err(_) => return Outcome::Error,
+    // The conversation the first opinion read.
+    let Some(conv) = conv else {
+        return Outcome::Error;
     };
+    let body = second_opinion::request(&task::extract(conv).text, so.max_tokens);
     let call = ask::send(up, &rt.upstreams[so.upstream], body);
     let verdict = match tokio::time::timeout(so.deadline, call).await {
         Err(_) => return Outcome::Timeout,
