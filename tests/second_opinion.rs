@@ -226,3 +226,77 @@ async fn a_secret_never_reaches_a_second_opinion_that_is_not_local() {
     assert_eq!(s.opinion.requests().len(), 1);
     s.gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_reports_what_the_second_opinion_changes() {
+    let opinion = MockSpec::new().content(["ARCHITECTURE"]).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "upstreams:\n{}tiers:\n  - {{ name: primitive, upstreams: [opinion] }}\n  - {{ name: architecture, upstreams: [opinion] }}\nclassifier:\n  threshold: 0.35\n  second_opinion: {{ band: [0.25, 0.6], deadline: 5s }}\n",
+            upstream_yaml("opinion", &opinion, "{}")
+        ),
+    )
+    .unwrap();
+    // Two in-band rows (one of each tier) and one clear row, which is not asked.
+    let data = dir.path().join("rows.jsonl");
+    let row = |id: &str, tier: &str, prompt: &str| {
+        serde_json::json!({"id": id, "source": "s", "tier": tier, "prompt": prompt}).to_string()
+    };
+    std::fs::write(
+        &data,
+        [
+            row("a", "primitive", UNSURE_PRIMITIVE),
+            row("b", "architecture", UNSURE_ARCHITECTURE),
+            row("c", "primitive", CLEAR_PRIMITIVE),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    // The binary blocks; the mock answers on the runtime's other thread.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tiergate"))
+            .args([
+                "eval",
+                "--second-opinion",
+                "--shipped",
+                "--errors",
+                "--policy",
+            ])
+            .arg(&policy)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(opinion.requests().len(), 2, "{text}");
+    assert!(
+        text.contains("rows 3, in band 2 (66.7%); answered 2, of them within the deadline 2"),
+        "{text}"
+    );
+    // The first opinion had both in-band rows right; ARCHITECTURE for both costs one.
+    assert!(
+        text.contains("first opinion                                accuracy 1.000"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "second opinion within the deadline           accuracy 0.500  architecture recall 1.000"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("a truth primitive first primitive second architecture"),
+        "{text}"
+    );
+}

@@ -5,6 +5,7 @@ mod check;
 mod classify;
 mod demo;
 mod eval;
+mod eval_second;
 mod keys;
 mod probe;
 mod serve;
@@ -69,6 +70,10 @@ enum Command {
         /// leave-one-source-out (for held-out data the model never saw).
         #[arg(long)]
         shipped: bool,
+        /// Ask the policy's `classifier.second_opinion` upstream about the rows inside its
+        /// band and report what it changes (accuracy, latency, share in the band).
+        #[arg(long)]
+        second_opinion: bool,
     },
     /// Client keys: `keys new` makes one.
     #[command(subcommand)]
@@ -103,9 +108,18 @@ pub fn main() -> ExitCode {
             data,
             policy,
             errors,
+            shipped,
+            second_opinion: true,
+            ..
+        } => eval_second::run(&data, policy.as_deref(), shipped, errors),
+        Command::Eval {
+            data,
+            policy,
+            errors,
             explain,
             params,
             shipped,
+            second_opinion: false,
         } => eval::run(
             &data,
             policy.as_deref(),
