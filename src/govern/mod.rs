@@ -129,7 +129,7 @@ impl Governor {
     }
 
     fn key_name(prefix: &str, what: &str, name: &str) -> String {
-        format!("{prefix}{what}:{name}")
+        state::concat(&[prefix, what, ":", name])
     }
 
     fn deny(&self, team: &str, reason: &str, d: Denied) -> Denied {
@@ -211,14 +211,14 @@ impl Governor {
         let mut scopes = Vec::with_capacity(2);
         if let Some(b) = e.budget_usd {
             lines.push(BudgetLine {
-                key: format!("{prefix}budget:key:{}:{m}", e.name),
+                key: state::concat(&[prefix, "budget:key:", &e.name, ":", &m]),
                 limit: limits::to_micros(b),
             });
             scopes.push("key");
         }
         // The team's counter is always kept: it is the team's "budget used".
         lines.push(BudgetLine {
-            key: format!("{prefix}budget:team:{}:{m}", e.team),
+            key: state::concat(&[prefix, "budget:team:", &e.team, ":", &m]),
             limit: team
                 .and_then(|t| t.budget_usd)
                 .map_or(i64::MAX, limits::to_micros),

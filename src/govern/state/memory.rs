@@ -27,7 +27,13 @@ fn get(map: &Counters, key: &str, now_ms: u64) -> i64 {
 
 fn incr(map: &mut Counters, key: &str, by: i64, now_ms: u64, ttl_ms: u64) -> i64 {
     let v = get(map, key, now_ms) + by;
-    map.insert(key.to_string(), (v, now_ms + ttl_ms));
+    // The name is copied only for a counter that is new.
+    match map.get_mut(key) {
+        Some(slot) => *slot = (v, now_ms + ttl_ms),
+        None => {
+            map.insert(key.to_string(), (v, now_ms + ttl_ms));
+        }
+    }
     v
 }
 

@@ -266,3 +266,15 @@ async fn state_without_redis_is_local_and_up() {
         .unwrap();
     assert_eq!((v, served, up.get()), (vec![0], Served::Local, 1));
 }
+
+#[test]
+fn counter_names_are_the_key_and_its_minute() {
+    for (minute, want) in [(0, "k:0"), (7, "k:7"), (29_416_123, "k:29416123")] {
+        assert_eq!(RateCheck::key_at("k", minute), want);
+    }
+    assert_eq!(
+        RateCheck::key_at("tg:rpm:a", u64::MAX),
+        format!("tg:rpm:a:{}", u64::MAX)
+    );
+    assert_eq!(concat(&["a", ":", "", "bc"]), "a:bc");
+}
