@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod demo;
+pub mod digits;
 pub mod error;
 pub mod govern;
 pub mod http;

@@ -69,24 +69,14 @@ impl FastVisitor<'_> {
     }
 
     fn write_u64(&mut self, name: &str, v: u64, negative: bool) {
-        let mut buf = [0u8; 21];
-        let mut i = buf.len();
-        let mut n = v;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
+        let mut buf = [0u8; 20];
+        let digits = crate::digits::decimal(v, &mut buf);
+        self.result = self.key(name).and_then(|()| {
+            if negative {
+                self.writer.write_char('-')?;
             }
-        }
-        if negative {
-            i -= 1;
-            buf[i] = b'-';
-        }
-        // Only ASCII digits and '-' were written.
-        let digits = std::str::from_utf8(&buf[i..]).unwrap_or("");
-        self.result = self.key(name).and_then(|()| self.writer.write_str(digits));
+            self.writer.write_str(digits)
+        });
     }
 }
 

@@ -31,6 +31,26 @@ fn ask(stream: bool) -> String {
     json!({"model": "primitive", "stream": stream, "messages": [{"role": "user", "content": "Write a Python identity function f."}]}).to_string()
 }
 
+/// A local upstream whose whole answers fail the syntax check and whose streams are cut at
+/// the token limit.
+async fn broken_local() -> MockUpstream {
+    MockUpstream::start(|r| {
+        if r.json()["stream"] == true {
+            let mut events =
+                stream_events("model-a", &["```python\n", "def f(x):\n"], Some((5, 2)));
+            events[3] = events[3].replace("\"stop\"", "\"length\"");
+            Reply::Sse(events.into_iter().map(|e| (Duration::ZERO, e)).collect())
+        } else {
+            Reply::Json(200, completion("model-a", BROKEN, 1, 1))
+        }
+    })
+    .await
+}
+
+async fn good_frontier() -> MockUpstream {
+    MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await
+}
+
 /// Waits for a metric to reach `want` (the checks run off the request's path).
 async fn eventually(gw: &Gateway, sample: &str, want: f64) {
     for _ in 0..200 {
@@ -116,20 +136,7 @@ async fn a_failed_check_escalates_and_the_better_answer_reaches_the_client() {
 
 #[tokio::test]
 async fn without_escalate_on_answers_pass_through_and_are_checked_streams_too() {
-    let local = MockUpstream::start(|r| {
-        if r.json()["stream"] == true {
-            // Cut at the token limit.
-            let mut events =
-                stream_events("model-a", &["```python\n", "def f(x):\n"], Some((5, 2)));
-            events[3] = events[3].replace("\"stop\"", "\"length\"");
-            Reply::Sse(events.into_iter().map(|e| (Duration::ZERO, e)).collect())
-        } else {
-            Reply::Json(200, completion("model-a", BROKEN, 1, 1))
-        }
-    })
-    .await;
-    let frontier =
-        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await;
+    let (local, frontier) = (broken_local().await, good_frontier().await);
     let gw = Gateway::start(&policy(&local.base_url(), &frontier.base_url(), "")).await;
     let (status, headers, body) = post(&gw.url("/v1/chat/completions"), ask(false), &[]).await;
     assert_eq!(
@@ -151,17 +158,7 @@ async fn without_escalate_on_answers_pass_through_and_are_checked_streams_too() 
 
 #[tokio::test]
 async fn past_the_check_budget_answers_are_counted_unchecked_but_escalation_still_checks() {
-    let local = MockUpstream::start(|r| {
-        if r.json()["stream"] == true {
-            let events = stream_events("model-a", &["```python\n", "def f(x)\n```"], Some((5, 2)));
-            Reply::Sse(events.into_iter().map(|e| (Duration::ZERO, e)).collect())
-        } else {
-            Reply::Json(200, completion("model-a", BROKEN, 1, 1))
-        }
-    })
-    .await;
-    let frontier =
-        MockUpstream::start(|_| Reply::Json(200, completion("model-b", GOOD, 1, 1))).await;
+    let (local, frontier) = (broken_local().await, good_frontier().await);
     // A budget of one check per 100 s: the first answer is checked, the next ones are not.
     let gw = Gateway::start(&policy(
         &local.base_url(),

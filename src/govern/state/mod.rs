@@ -50,25 +50,10 @@ pub fn concat(parts: &[&str]) -> String {
     s
 }
 
-/// Decimal digits of `n` into `buf` (no `fmt` machinery).
-fn digits(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[i..]).unwrap_or("0")
-}
-
 impl RateCheck {
     pub fn key_at(key: &str, minute: u64) -> String {
         let mut buf = [0u8; 20];
-        concat(&[key, ":", digits(minute, &mut buf)])
+        concat(&[key, ":", crate::digits::decimal(minute, &mut buf)])
     }
 
     pub fn current(&self, w: Window) -> String {
