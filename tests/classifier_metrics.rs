@@ -5,15 +5,9 @@
 
 mod common;
 
+use common::prompts::*;
 use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
 use common::{Gateway, MockUpstream};
-
-/// Prompts and the scores the shipped classifier gives them (`tiergate classify`).
-const CLEAR_PRIMITIVE: &str = "write a function that parses dates"; // 0.000
-const UNSURE_PRIMITIVE: &str = "Counting Ways of Making Change."; // 0.330
-const UNSURE_ARCHITECTURE: &str = "Return the top k requests during a time interval"; // 0.423
-const CLEAR_ARCHITECTURE: &str = "Split the billing module of this service into its own \
-    microservice with an event bus, and plan the database migration across our codebase."; // 1.000
 
 /// The gateway, and the mock upstreams it forwards to (kept alive with it).
 async fn gateway(classifier: &str) -> (Gateway, [MockUpstream; 2]) {

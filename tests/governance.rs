@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::prompts::secret;
 use common::spec::{MockSpec, upstream_yaml};
 use common::{Gateway, MockUpstream, get, metric, post};
 use serde_json::json;
@@ -287,14 +288,6 @@ async fn budgets_are_spent_once_then_refused_or_downgraded() {
     );
     assert_eq!(upstreams[2..], ["local/budget", "local/budget"]);
     assert_eq!(frontier.requests().len(), 6);
-}
-
-/// A GitHub token, assembled here so that no file holds one.
-fn secret() -> String {
-    let tail: String = (0..36)
-        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
-        .collect();
-    format!("ghp_{}", tail.replace('a', "7"))
 }
 
 #[tokio::test]

@@ -8,15 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::prompts::*;
 use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
 use common::{Gateway, MockUpstream};
-
-/// Prompts and the scores the shipped classifier gives them (as in classifier_metrics.rs).
-const CLEAR_PRIMITIVE: &str = "write a function that parses dates"; // 0.000
-const UNSURE_PRIMITIVE: &str = "Counting Ways of Making Change."; // 0.330
-const UNSURE_ARCHITECTURE: &str = "Return the top k requests during a time interval"; // 0.423
-const CLEAR_ARCHITECTURE: &str = "Split the billing module of this service into its own \
-    microservice with an event bus, and plan the database migration across our codebase."; // 1.000
 
 struct Setup {
     gw: Gateway,
@@ -191,14 +185,6 @@ async fn an_answer_that_is_neither_word_leaves_the_first_opinion() {
     assert_eq!(s.opinion.requests().len(), 1);
     assert_counts(&scrape(&s.gw).await, &[("primitive", "error", 1.0)]);
     s.gw.shutdown().await;
-}
-
-/// A GitHub token, assembled here so that no file holds one (as in governance.rs).
-fn secret() -> String {
-    let tail: String = (0..36)
-        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
-        .collect();
-    format!("ghp_{}", tail.replace('a', "7"))
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod prices;
+pub mod prompts;
 pub mod spec;
 
 use std::convert::Infallible;
