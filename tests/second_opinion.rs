@@ -2,7 +2,8 @@
 //! The second opinion on uncertain decisions (`classifier.second_opinion`), over real
 //! sockets: an in-band request asks the opinion mock, whose answer decides the tier; a slow
 //! one is left behind at the deadline; out-of-band and explicit requests ask nothing; a
-//! request carrying a secret never reaches a second-opinion upstream that is not local.
+//! request carrying a secret, or from a `local_only` key, never reaches a second-opinion
+//! upstream that is not local.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::prompts::*;
 use common::spec::{MockSpec, chat_body, sample_sum, scrape, upstream_yaml};
 use common::{Gateway, MockUpstream};
+use tiergate::govern::keys::{generate, hash_hex};
 
 struct Setup {
     gw: Gateway,
@@ -22,13 +24,18 @@ struct Setup {
 /// `local` (marked local) serves primitive, `frontier` architecture; `opinion` (not local,
 /// in no tier) gives the second opinion with `section`'s settings.
 async fn setup(opinion: MockSpec, section: &str) -> Setup {
+    setup_with(opinion, section, "").await
+}
+
+/// `setup` with more top-level policy (`auth:` for client keys).
+async fn setup_with(opinion: MockSpec, section: &str, more: &str) -> Setup {
     let local = MockSpec::new().start().await;
     let frontier = MockSpec::new().start().await;
     let opinion = opinion.start().await;
     let local_yaml = upstream_yaml("local", &local, "{}")
         .replace("    price: {}\n", "    price: {}\n    local: true\n");
     let policy = format!(
-        "upstreams:\n{local_yaml}{}{}tiers:\n  - {{ name: primitive, upstreams: [local] }}\n  - {{ name: architecture, upstreams: [frontier] }}\nclassifier:\n  threshold: 0.35\n  second_opinion: {{ upstream: opinion, {section} }}\n",
+        "upstreams:\n{local_yaml}{}{}tiers:\n  - {{ name: primitive, upstreams: [local] }}\n  - {{ name: architecture, upstreams: [frontier] }}\nclassifier:\n  threshold: 0.35\n  second_opinion: {{ upstream: opinion, {section} }}\n{more}",
         upstream_yaml("frontier", &frontier, "{}"),
         upstream_yaml("opinion", &opinion, "{}"),
     );
@@ -42,9 +49,19 @@ async fn setup(opinion: MockSpec, section: &str) -> Setup {
 
 /// The tier and reason headers of one chat request.
 async fn ask(gw: &Gateway, model: &str, prompt: &str) -> (String, String) {
+    ask_as(gw, model, prompt, None).await
+}
+
+/// `ask` with a client key.
+async fn ask_as(gw: &Gateway, model: &str, prompt: &str, key: Option<&str>) -> (String, String) {
     let body = chat_body(model, prompt, false);
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
     let (status, headers, _) =
-        common::post(&gw.url("/v1/chat/completions"), body.to_string(), &[]).await;
+        common::post(&gw.url("/v1/chat/completions"), body.to_string(), &headers).await;
     assert_eq!(status, 200, "{prompt}");
     let h = |name: &str| headers[name].to_str().unwrap().to_string();
     (h("x-tiergate-tier"), h("x-tiergate-reason"))
@@ -209,6 +226,43 @@ async fn a_secret_never_reaches_a_second_opinion_that_is_not_local() {
 
     // The same request without the secret does ask (so the test above can fail).
     ask(&s.gw, "auto", UNSURE_PRIMITIVE).await;
+    assert_eq!(s.opinion.requests().len(), 1);
+    s.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_local_only_key_never_reaches_a_second_opinion_that_is_not_local() {
+    let (local_only, open) = (
+        generate().unwrap().expose().to_string(),
+        generate().unwrap().expose().to_string(),
+    );
+    let auth = format!(
+        "auth:\n  keys:\n    - {{ name: dev, team: web, sha256: {}, local_only: true }}\n    - {{ name: ops, team: web, sha256: {} }}\n",
+        hash_hex(&local_only),
+        hash_hex(&open)
+    );
+    let s = setup_with(
+        MockSpec::new().content(["ARCHITECTURE"]),
+        "band: [0.25, 0.6], deadline: 5s",
+        &auth,
+    )
+    .await;
+    let (tier, reason) = ask_as(&s.gw, "auto", UNSURE_PRIMITIVE, Some(&local_only)).await;
+    assert_eq!(
+        (tier.as_str(), reason.as_str()),
+        ("primitive", "local_only")
+    );
+    assert_eq!(
+        s.opinion.requests().len(),
+        0,
+        "a local_only request went to the opinion"
+    );
+    assert_eq!(s.frontier.requests().len(), 0);
+    assert_eq!(s.local.requests().len(), 1);
+    assert_counts(&scrape(&s.gw).await, &[("primitive", "skipped", 1.0)]);
+
+    // The same request with a key that may leave does ask (so the test above can fail).
+    ask_as(&s.gw, "auto", UNSURE_PRIMITIVE, Some(&open)).await;
     assert_eq!(s.opinion.requests().len(), 1);
     s.gw.shutdown().await;
 }
