@@ -212,7 +212,7 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
                 format!("upstream {}: max_concurrency must be at least 1", u.name),
             ));
         }
-        if let Some(problem) = resilience_problem(&u) {
+        if let Some(problem) = super::resilience::problem(&u) {
             return Err(err(
                 &["upstreams", &u.name, problem.0],
                 format!("upstream {}: {}", u.name, problem.1),
@@ -414,55 +414,6 @@ pub(super) fn compile(file: &str, text: &str, raw: PolicyFile) -> Result<Policy,
         secrets,
         probe,
     })
-}
-
-/// The first problem of an upstream's timeouts, breaker or health check: the key and why.
-fn resilience_problem(u: &super::schema::UpstreamConfig) -> Option<(&'static str, &'static str)> {
-    let t = &u.timeouts;
-    if [t.connect, t.first_byte, t.idle, t.total]
-        .iter()
-        .any(|d| d.is_zero())
-    {
-        return Some(("timeouts", "timeouts must be longer than zero"));
-    }
-    let a = &u.first_byte_adaptive;
-    if a.enabled && (!(a.multiplier >= 1.0 && a.multiplier.is_finite()) || a.floor.is_zero()) {
-        return Some((
-            "first_byte_adaptive",
-            "first_byte_adaptive needs a multiplier of at least 1 and a floor above zero",
-        ));
-    }
-    if u.hedge.enabled != Some(false) && u.hedge.after.is_zero() {
-        return Some((
-            "hedge",
-            "hedge after must be longer than zero (or enabled: false)",
-        ));
-    }
-    let b = &u.breaker;
-    if b.enabled && (b.consecutive_failures == 0 || b.probes == 0) {
-        return Some((
-            "breaker",
-            "breaker consecutive_failures and probes must be at least 1",
-        ));
-    }
-    if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
-        return Some(("breaker", "breaker error_rate must be in (0, 1]"));
-    }
-    if b.window.is_zero() || b.cool_down.is_zero() {
-        return Some((
-            "breaker",
-            "breaker window and cool_down must be longer than zero",
-        ));
-    }
-    if let Some(h) = &u.health
-        && (h.interval.is_zero() || h.timeout.is_zero() || !h.path.starts_with('/'))
-    {
-        return Some((
-            "health",
-            "health needs an interval and timeout above zero and a path starting with /",
-        ));
-    }
-    None
 }
 
 #[cfg(test)]
