@@ -26,15 +26,14 @@ fn get(map: &Counters, key: &str, now_ms: u64) -> i64 {
 }
 
 fn incr(map: &mut Counters, key: &str, by: i64, now_ms: u64, ttl_ms: u64) -> i64 {
-    let v = get(map, key, now_ms) + by;
-    // The name is copied only for a counter that is new.
-    match map.get_mut(key) {
-        Some(slot) => *slot = (v, now_ms + ttl_ms),
-        None => {
-            map.insert(key.to_string(), (v, now_ms + ttl_ms));
-        }
+    // One lookup; the name is copied only for a counter that is new.
+    if let Some(slot) = map.get_mut(key) {
+        let v = if slot.1 > now_ms { slot.0 } else { 0 } + by;
+        *slot = (v, now_ms + ttl_ms);
+        return v;
     }
-    v
+    map.insert(key.to_string(), (by, now_ms + ttl_ms));
+    by
 }
 
 impl Memory {
